@@ -1,0 +1,58 @@
+"""tallyboard: exact, real-time, durable counters, leaderboards, streaks and presence.
+
+>>> import tallyboard
+>>> tb = tallyboard.open("memory://")
+>>> tb.record("points", "alice", 10)
+Accepted(accepted=1, duplicates=0)
+>>> tb.leaderboard("points").entries
+[Entry(rank=1, member='alice', score=10)]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .calendar import Calendar
+from .client import RemoteTallyboard
+from .core.config import MetricConfig
+from .core.events import Event
+from .core.results import Entry, Leaderboard, Point, Rank, Run, Streak
+from .engine import Accepted, Tallyboard, tune_gc
+from .errors import (
+    BadQuery,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidEvent,
+    NotFound,
+    RateLimited,
+    StoreUnavailable,
+    TallyboardError,
+    TooLarge,
+    Unauthorized,
+)
+from .stores import log_from_url
+from .windows import Window
+
+__all__ = [
+    "Accepted", "BadQuery", "BadRequest", "Calendar", "Conflict", "Entry", "Event",
+    "Forbidden", "InvalidEvent", "Leaderboard", "MetricConfig", "NotFound", "Point", "Rank",
+    "RateLimited", "RemoteTallyboard", "Run", "StoreUnavailable", "Streak", "Tallyboard",
+    "TallyboardError", "TooLarge", "Unauthorized", "Window", "open", "tune_gc",
+]
+
+
+def open(url_or_path: str = "./tallyboard-data", *, clock: Callable[[], float] = time.time,
+         key: str | None = None, **options: Any) -> Tallyboard | RemoteTallyboard:
+    """Open a tallyboard: embedded from a path or URL, or a client of a running server.
+
+    `url_or_path` is a data directory (``./tallyboard-data``), ``sqlite:///file``,
+    ``memory://`` (nothing kept) or ``http(s)://host:port`` (a server; `key` is its API
+    key). An embedded store rebuilds its state from the durable log on open; `options`
+    go to `Tallyboard` (``default_config``, ``skew``, ``id_retention``).
+    """
+    if url_or_path.startswith(("http://", "https://")):
+        return RemoteTallyboard(url_or_path, key=key)
+    return Tallyboard(log_from_url(url_or_path), clock=clock, **options)

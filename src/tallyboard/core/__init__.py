@@ -1,0 +1,1 @@
+"""Pure aggregation: what events do to state and how queries read it. No I/O, no HTTP."""

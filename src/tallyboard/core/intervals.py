@@ -1,0 +1,106 @@
+"""Presence credit of one member: sessions ``[start, end)`` worth 1 per present second.
+
+Sessions may overlap (one member in several rooms earns once per room), so a span's
+credit is computed from two sorted arrays, starts and ends, with running sums:
+the credit of seconds ``< t`` is ``t*#starts<t - sum(starts<t) - (t*#ends<t - sum(ends<t))``.
+Open sessions (no end yet) count up to an instant the query names.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+
+
+class IntervalSeries:
+    """Closed sessions as sorted starts/ends with prefix sums, plus the open sessions."""
+
+    __slots__ = ("_pending", "end_cum", "ends", "open", "start_cum", "starts")
+
+    def __init__(self) -> None:
+        self.starts: array[int] = array("q")
+        self.start_cum: array[int] = array("q")
+        self.ends: array[int] = array("q")
+        self.end_cum: array[int] = array("q")
+        self.open: list[int] = []  # starts of sessions still open
+        self._pending: list[tuple[int, int]] = []
+
+    def begin(self, start: int) -> None:
+        """A session opens at `start`."""
+        self.open.append(start)
+
+    def end(self, start: int, end: int) -> None:
+        """The open session that began at `start` closes at `end`."""
+        self.open.remove(start)
+        if end > start:
+            self._pending.append((start, end))
+
+    def _settle(self) -> None:
+        if not self._pending:
+            return
+        starts = sorted([*self.starts, *(s for s, _ in self._pending)])
+        ends = sorted([*self.ends, *(e for _, e in self._pending)])
+        self._pending = []
+        self.starts, self.start_cum = array("q", starts), _running(starts)
+        self.ends, self.end_cum = array("q", ends), _running(ends)
+
+    def _closed_before(self, t: int) -> int:
+        i = bisect_left(self.starts, t)
+        j = bisect_left(self.ends, t)
+        started = t * i - (self.start_cum[i - 1] if i else 0)
+        ended = t * j - (self.end_cum[j - 1] if j else 0)
+        return started - ended
+
+    def total(self, lo: int | None, hi: int | None, upto: int | None = None) -> int:
+        """Present seconds in ``[lo, hi)``; open sessions count up to `upto` (exclusive)."""
+        self._settle()
+        closed = 0
+        if self.starts:
+            top = self.ends[-1] if hi is None else hi
+            closed = self._closed_before(top) - (self._closed_before(lo) if lo is not None
+                                                 else 0)
+        if not self.open or upto is None:
+            return closed
+        stop = upto if hi is None else min(hi, upto)
+        for s in self.open:
+            a = s if lo is None else max(s, lo)
+            if stop > a:
+                closed += stop - a
+        return closed
+
+    def next_change(self, t: int) -> int | None:
+        """The first second ``>= t`` where a session starts or ends (the rate changes)."""
+        self._settle()
+        later = [s for s in self.open if s >= t]
+        for arr in (self.starts, self.ends):
+            i = bisect_left(arr, t)
+            if i < len(arr):
+                later.append(arr[i])
+        return min(later, default=None)
+
+    def covering(self, t: int) -> int:
+        """How many sessions (open ones included) cover second `t`: the growth rate there."""
+        self._settle()
+        closed = bisect_right(self.starts, t) - bisect_right(self.ends, t)
+        return closed + sum(1 for s in self.open if s <= t)
+
+    def first_at_or_after(self, t: int) -> int | None:
+        """The first second ``>= t`` with presence (open sessions count as ongoing)."""
+        self._settle()
+        if any(s <= t for s in self.open) or \
+                self._closed_before(t + 1) > self._closed_before(t):
+            return t
+        # nothing covers t, so every later presence starts after t
+        later = [s for s in self.open if s > t]
+        i = bisect_right(self.starts, t)
+        if i < len(self.starts):
+            later.append(self.starts[i])
+        return min(later, default=None)
+
+
+def _running(values: list[int]) -> array[int]:
+    out, total = array("q"), 0
+    for v in values:
+        total += v
+        out.append(total)
+    return out
