@@ -1,0 +1,1 @@
+"""Presence: sessions in rooms, their credit as a metric, migrations and concurrency."""

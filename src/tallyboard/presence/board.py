@@ -1,0 +1,123 @@
+"""A hot leaderboard of presence time, where open sessions make scores grow every second.
+
+While nothing joins or leaves, a member's score in a window with a fixed start grows
+linearly: ``score(t) = base + k*t`` with ``k`` the sessions covering `t`. Members are
+kept in one sorted list per growth rate `k`, ordered by `base`, which time does not
+change; the top-n at any instant is a merge of those few lists. A join, a leave, or
+time passing a future join or leave makes the member's score and rate be asked again
+from its `IntervalSeries`, exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import islice
+
+from sortedcontainers import SortedList
+
+from ..core.board import Change
+from ..core.intervals import IntervalSeries
+from ..core.results import Entry
+
+Bounds = Callable[[float], tuple[int | None, int]]
+
+
+class GrowingBoard:
+    """Presence scores over ``[lo, now)`` for windows whose start `lo` is fixed (or None)."""
+
+    def __init__(self, series: Mapping[str, IntervalSeries], bounds: Bounds,
+                 cursor: int) -> None:
+        self._series = series
+        self._bounds = bounds
+        self.cursor = cursor
+        self.lo: int | None = None
+        self.hi: int | None = None
+        self._groups: dict[int, SortedList] = {}  # rate -> (-base, member)
+        self._at: dict[str, tuple[int, int]] = {}  # member -> (rate, base)
+        self._entering: list[tuple[int, str]] = []  # future joins and leaves
+
+    # ---- keeping up -----------------------------------------------------------------------
+    def sync(self, now: float, changes: Iterable[Change], head: int) -> None:
+        lo, hi = self._bounds(now)
+        if self.hi is None or hi < self.hi or lo != self.lo:
+            self._rebuild(lo, hi)
+            self.cursor = head
+            return
+        candidates: set[str] = set()
+        for first, last, member in changes:
+            if last >= hi:
+                heapq.heappush(self._entering, (last, member))
+            if first < hi:
+                candidates.add(member)
+        self.cursor = head
+        while self._entering and self._entering[0][0] < hi:
+            candidates.add(heapq.heappop(self._entering)[1])
+        self.lo, self.hi = lo, hi
+        for member in candidates:
+            self._place(member, hi)
+
+    def _place(self, member: str, hi: int) -> None:
+        old = self._at.pop(member, None)
+        if old is not None:
+            self._groups[old[0]].remove((-old[1], member))
+        series = self._series[member]
+        score = series.total(self.lo, hi, hi)
+        rate = series.covering(hi)
+        if score or rate:
+            base = score - rate * hi
+            self._at[member] = (rate, base)
+            group = self._groups.get(rate)
+            if group is None:
+                group = self._groups[rate] = SortedList()
+            group.add((-base, member))
+
+    def _rebuild(self, lo: int | None, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+        self._groups, self._at, self._entering = {}, {}, []
+        for member, series in self._series.items():
+            self._place(member, hi)
+            nxt = series.next_change(hi)
+            if nxt is not None:
+                self._entering.append((nxt, member))
+        heapq.heapify(self._entering)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def _listed(self, rate: int) -> int:
+        """How many of a rate's members have a non-zero score at hi (zeros sort last)."""
+        assert self.hi is not None
+        return int(self._groups[rate].bisect_left((rate * self.hi,)))
+
+    @property
+    def total(self) -> int:
+        return sum(self._listed(rate) for rate in self._groups)
+
+    def score_of(self, member: str) -> int:
+        got = self._at.get(member)
+        assert self.hi is not None
+        return 0 if got is None else got[1] + got[0] * self.hi
+
+    def rank_of(self, score: int) -> int:
+        assert self.hi is not None
+        hi = self.hi
+        return 1 + sum(int(g.bisect_left((-(score - rate * hi),)))
+                       for rate, g in self._groups.items())
+
+    def position(self, member: str) -> int:
+        score = self.score_of(member)
+        assert self.hi is not None
+        hi = self.hi
+        return sum(int(g.bisect_left((-(score - rate * hi), member)))
+                   for rate, g in self._groups.items())
+
+    def _ordered(self) -> Iterator[tuple[int, str]]:
+        """``(-score, member)`` of every listed member, best first."""
+        assert self.hi is not None
+        hi = self.hi
+        streams = [((neg - rate * hi, m) for neg, m in g.islice(0, self._listed(rate)))
+                   for rate, g in self._groups.items()]
+        return heapq.merge(*streams)
+
+    def entries(self, start: int, stop: int) -> list[Entry]:
+        return [Entry(self.rank_of(-neg), m, -neg)
+                for neg, m in islice(self._ordered(), start, stop)]

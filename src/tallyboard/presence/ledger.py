@@ -1,0 +1,206 @@
+"""Presence of one space: who is in which room since when, past sessions, migrations.
+
+Pure: it is fed validated operations in time order and says which joins and leaves
+changed something; crediting those seconds to the presence metric is the engine's job.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+CloseOnGap = Literal["snapshot", "last_seen"]
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    """Per-space presence settings."""
+
+    metric: str = "presence_seconds"
+    migration_window: int = 300
+    close_on_gap: CloseOnGap = "snapshot"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"metric": self.metric, "migration_window": self.migration_window,
+                "close_on_gap": self.close_on_gap}
+
+
+class PresenceOp(NamedTuple):
+    """A validated join, leave or snapshot (``members`` is only for snapshots)."""
+
+    space: str
+    type: str
+    room: str
+    member: str | None
+    members: tuple[str, ...] | None
+    ts: int
+    id: str | None = None
+
+
+class Change(NamedTuple):
+    """A join or leave that changed something; a leave carries its session's start."""
+
+    kind: str
+    member: str
+    room: str
+    ts: int
+    since: int
+
+
+class Migration(NamedTuple):
+    """A member left `source` and joined `target`; `ts` is the join's time."""
+
+    member: str
+    source: str
+    target: str
+    ts: int
+
+
+class Session(NamedTuple):
+    room: str
+    start: int
+    end: int | None
+
+
+@dataclass
+class _Pending:
+    """Unmatched leaves and joins of one member that may still pair up, oldest first."""
+
+    leaves: deque[tuple[int, str]] = field(default_factory=deque)
+    joins: deque[tuple[int, str]] = field(default_factory=deque)
+
+
+class LateOperation(ValueError):
+    """An operation older than what the ledger already saw for that member and room."""
+
+    def __init__(self, message: str, index: int, member: str | None, room: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.member = member
+        self.room = room
+
+
+class PresenceLedger:
+    """Presence state of one space; every method is exact and deterministic."""
+
+    def __init__(self, settings: PresenceSettings | None = None) -> None:
+        self.settings = settings or PresenceSettings()
+        self.present: dict[str, dict[str, int]] = {}  # room -> member -> since
+        self.history: dict[str, list[Session]] = {}  # member -> closed sessions
+        self.last_ts: dict[tuple[str, str], int] = {}  # (member, room) -> newest op
+        self.room_seen: dict[str, int] = {}  # room -> newest op (snapshots included)
+        self.migrations: list[Migration] = []
+        self.noops: Counter[str] = Counter()  # duplicate joins, orphan leaves
+        self._pending: dict[str, _Pending] = {}
+
+    # ---- writes ---------------------------------------------------------------------------
+    def check(self, ops: Iterable[PresenceOp]) -> None:
+        """LateOperation unless every op (in order, with the ones before it) is in time order."""
+        seen: dict[tuple[str, str], int] = {}
+        room_seen: dict[str, int] = {}
+        for index, op in enumerate(ops):
+            members = op.members if op.member is None else (op.member,)
+            assert members is not None
+            if op.type == "snapshot":
+                newest = room_seen.get(op.room, self.room_seen.get(op.room))
+                if newest is not None and op.ts < newest:
+                    raise LateOperation(f"snapshot of room {op.room!r} at {op.ts} is older than "
+                                     f"what was seen for it ({newest})", index, None, op.room)
+                members = (*members, *self.present.get(op.room, {}))
+            for m in members:
+                key = (m, op.room)
+                newest = seen.get(key, self.last_ts.get(key))
+                if newest is not None and op.ts < newest:
+                    raise LateOperation(f"{op.type} of {m!r} in {op.room!r} at {op.ts} is older "
+                                     f"than the newest seen ({newest})", index, m, op.room)
+                seen[key] = op.ts
+            room_seen[op.room] = max(op.ts, room_seen.get(op.room, op.ts))
+
+    def apply(self, op: PresenceOp) -> list[Change]:
+        """Apply one op; the joins and leaves that changed something, in order."""
+        here = self.present.setdefault(op.room, {})
+        gap_end = self.room_seen.get(op.room, op.ts)
+        self.room_seen[op.room] = max(op.ts, gap_end)
+        changes: list[Change] = []
+        if op.type == "snapshot":
+            listed = set(op.members or ())
+            close_at = gap_end if self.settings.close_on_gap == "last_seen" else op.ts
+            for m in sorted(set(here) - listed):
+                changes.append(self._leave(m, op.room, max(close_at, here[m]), op.ts))
+            for m in sorted(listed - set(here)):
+                changes.append(self._join(m, op.room, op.ts))
+            for m in listed:
+                self.last_ts[(m, op.room)] = op.ts
+        else:
+            assert op.member is not None
+            if op.type == "join" and op.member not in here:
+                changes.append(self._join(op.member, op.room, op.ts))
+            elif op.type == "leave" and op.member in here:
+                changes.append(self._leave(op.member, op.room, op.ts, op.ts))
+            else:
+                self.noops["duplicate_join" if op.type == "join" else "orphan_leave"] += 1
+            self.last_ts[(op.member, op.room)] = op.ts
+        if not here:
+            del self.present[op.room]
+        return changes
+
+    def _join(self, member: str, room: str, ts: int) -> Change:
+        self.present.setdefault(room, {})[member] = ts
+        self._match(member, "join", room, ts)
+        return Change("join", member, room, ts, ts)
+
+    def _leave(self, member: str, room: str, ts: int, seen: int) -> Change:
+        since = self.present[room].pop(member)
+        self.history.setdefault(member, []).append(Session(room, since, ts))
+        self.last_ts[(member, room)] = max(seen, self.last_ts.get((member, room), seen))
+        self._match(member, "leave", room, ts)
+        return Change("leave", member, room, ts, since)
+
+    def _match(self, member: str, kind: str, room: str, ts: int) -> None:
+        """Pair with the oldest unmatched opposite op of this member within the window."""
+        pending = self._pending.setdefault(member, _Pending())
+        window = self.settings.migration_window
+        for queue in (pending.leaves, pending.joins):
+            while queue and queue[0][0] < ts - window:
+                queue.popleft()
+        others = pending.leaves if kind == "join" else pending.joins
+        for i, (t, other_room) in enumerate(others):
+            if other_room != room:
+                del others[i]
+                if kind == "join":
+                    self.migrations.append(Migration(member, other_room, room, ts))
+                else:
+                    self.migrations.append(Migration(member, room, other_room, t))
+                return
+        (pending.joins if kind == "join" else pending.leaves).append((ts, room))
+
+    # ---- reads ------------------------------------------------------------------------------
+    def rooms(self) -> list[tuple[str, int]]:
+        """Rooms with someone present and how many, most crowded first."""
+        return sorted(((r, len(ms)) for r, ms in self.present.items()),
+                      key=lambda x: (-x[1], x[0]))
+
+    def room(self, room: str) -> list[tuple[str, int]]:
+        """Members present in `room` with the second they joined, longest-present first."""
+        return sorted(self.present.get(room, {}).items(), key=lambda x: (x[1], x[0]))
+
+    def sessions(self, member: str, start: int | None, end: int | None) -> list[Session]:
+        """The member's sessions (open ones last, end None) overlapping ``[start, end)``."""
+        found = list(self.history.get(member, ()))
+        found += [Session(r, ms[member], None) for r, ms in self.present.items() if member in ms]
+        return sorted((s for s in found if (end is None or s.start < end) and
+                       (start is None or s.end is None or s.end > start)),
+                      key=lambda s: (s.start, s.room))
+
+    def room_sessions(self, room: str | None) -> Iterator[tuple[int, int | None]]:
+        """``(start, end)`` of every session in `room` (all rooms if None); end None = open."""
+        for sessions in self.history.values():
+            for s in sessions:
+                if room is None or s.room == room:
+                    yield s.start, s.end
+        for r, ms in self.present.items():
+            if room is None or r == room:
+                for since in ms.values():
+                    yield since, None
