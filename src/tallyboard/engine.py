@@ -1,0 +1,469 @@
+"""The engine: validated events in, durable log first, then exact in-memory aggregates out.
+
+`Tallyboard` is what `tallyboard.open()` returns for an embedded store and what the HTTP
+API calls. It owns the log, the clock and one lock: writes are serialised (log, then
+memory) and queries see a consistent state.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from .calendar import STEPS, Calendar, CalendarError
+from .core.columns import Columns, check_columns
+from .core.config import ConfigError, MetricConfig
+from .core.events import Event, check_events
+from .core.metric import FilterKey, MetricState, TooManyPoints
+from .core.results import Leaderboard, Point, Rank, Streak
+from .errors import BadQuery, Conflict, InvalidEvent, NotFound
+from .presence.ledger import PresenceLedger, PresenceSettings
+from .presence.ops import PresenceBatch
+from .presence_engine import PresenceEngine
+from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey
+from .windows import Window, WindowError, parse_instant
+
+log = logging.getLogger("tallyboard")
+
+Instant = float | int | str | datetime
+DEFAULT_SPACE = "default"
+ID_RETENTION = 7 * 86400  # ids are remembered at least this long (SPEC §3)
+MAX_RADIUS = 1000
+MAX_N = 1000
+MAX_GROUP = 10_000
+COLUMNS_FROM = 256  # row batches this big are applied as columns: same result, faster
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """How many events a request added, and how many it skipped as already-seen ids."""
+
+    accepted: int
+    duplicates: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates}
+
+
+def tune_gc() -> None:
+    """Keep Python's cyclic GC off the ingest path (the server calls this after loading).
+
+    State loaded so far is frozen out of the GC's scans, and collections run per 50k
+    allocations instead of per 700: events and their tuples are acyclic, and scanning
+    millions of live objects on every few batches tripled ingest time.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def instant(value: Instant | None, param: str) -> float | None:
+    """A query bound as Unix seconds (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise BadQuery(f"{param} must be timezone-aware", param)
+        return value.timestamp()
+    try:
+        return parse_instant(value, param)
+    except WindowError as exc:
+        raise BadQuery(str(exc), exc.param) from None
+
+
+class Tallyboard(PresenceEngine):
+    """Embedded tallyboard: every query is exact, every accepted event is durable first."""
+
+    def __init__(self, log_: EventLog, *, clock: Callable[[], float] = time.time,
+                 default_config: MetricConfig | None = None, skew: float = 60.0,
+                 id_retention: float = ID_RETENTION) -> None:
+        self.log = log_
+        self.clock = clock
+        self.default_config = default_config or MetricConfig()
+        self.skew = skew
+        self.id_retention = id_retention
+        self.lock = threading.RLock()
+        self._metrics: dict[MetricKey, MetricState] = {}
+        self._ledgers: dict[str, PresenceLedger] = {}
+        self._presence_settings: dict[str, PresenceSettings] = {}
+        self._ids: dict[str, dict[str, float]] = {}
+        self._ids_pruned = 0.0
+        self.rebuild_seconds = 0.0
+        self.events_total = 0
+        self._load()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def _load(self) -> None:
+        started = time.perf_counter()
+        configs = self.log.configs()
+        for (space, name), cfg in configs.items():
+            if name == PRESENCE_KEY:
+                self._presence_settings[space] = PresenceSettings(**cfg)
+        for (space, name), cfg in configs.items():
+            if name != PRESENCE_KEY:
+                self._metrics[(space, name)] = MetricState(
+                    MetricConfig.from_dict(cfg), presence=name == self._presence_metric_name(space))
+        horizon = self.clock() - self.id_retention
+        for received_at, events in self.log.replay():
+            self._apply(events)
+            if received_at >= horizon:
+                self._remember_ids(events, received_at)
+        now = self.clock()
+        for state in self._metrics.values():
+            state.warm(now)
+        self.rebuild_seconds = time.perf_counter() - started
+        log.info("loaded %d events in %d metrics in %.2fs", self.events_total,
+                 len(self._metrics), self.rebuild_seconds)
+
+    def close(self) -> None:
+        """Close the log; the engine is unusable afterwards."""
+        self.log.close()
+
+    def __enter__(self) -> Tallyboard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writes -------------------------------------------------------------------------
+    def record(self, metric: str, member: str, value: int = 1, *, ts: Instant | None = None,
+               tags: Mapping[str, str] | None = None, id: str | None = None,
+               space: str = DEFAULT_SPACE) -> Accepted:
+        """Record one event; see `record_many`."""
+        raw: dict[str, Any] = {"metric": metric, "member": member, "value": value}
+        if ts is not None:
+            raw["ts"] = ts.isoformat() if isinstance(ts, datetime) else ts
+        if tags is not None:
+            raw["tags"] = dict(tags)
+        if id is not None:
+            raw["id"] = id
+        return self.record_many([raw], space=space)
+
+    def record_many(self, events: Iterable[Mapping[str, Any] | Event], *,
+                    space: str = DEFAULT_SPACE) -> Accepted:
+        """Validate, deduplicate by id, write durably, then apply: all or nothing.
+
+        Raises InvalidEvent (naming the index and field of the first bad event) before
+        anything is written, and StoreUnavailable if the log refuses the write.
+        """
+        now = self.clock()
+        raws = [e._asdict() if isinstance(e, Event) else e for e in events]
+        checked = check_events(raws, space, now, self.skew)
+        with self.lock:
+            for i, e in enumerate(checked):
+                self._refuse_presence_metric(e.space, e.metric, i)
+            fresh, duplicates = self._dedupe(checked)
+            created = {}
+            for e in fresh:
+                key = (e.space, e.metric)
+                if key not in self._metrics and key not in created:
+                    created[key] = self.default_config.to_dict()
+            self.log.append(now, fresh, created)
+            for key, cfg in created.items():
+                self._metrics[key] = MetricState(MetricConfig.from_dict(cfg))
+            self._remember_ids(fresh, now)
+            self._apply(fresh)
+            self._prune_ids(now)
+        return Accepted(len(fresh), duplicates)
+
+    def record_columns(self, metric: str, members: Sequence[str], values: Any = None,
+                       ts: Any = None, *, tags: Mapping[str, Sequence[str]] | None = None,
+                       ids: Sequence[str] | None = None,
+                       space: str = DEFAULT_SPACE) -> Accepted:
+        """Record many events of one metric given as columns (lists or numpy arrays).
+
+        ``members[i]`` gets ``values[i]`` (default 1) at ``ts[i]`` (Unix seconds, floored;
+        default now), with ``tags[key][i]`` and ``ids[i]``. Same rules and result as
+        `record_many`, several times faster for bulk loads.
+        """
+        now = self.clock()
+        cols = check_columns(space, metric, members, values, ts, tags, ids, now, self.skew)
+        with self.lock:
+            self._refuse_presence_metric(space, metric, 0)
+            duplicates = 0
+            if cols.ids is not None:
+                known = self._ids.get(space, {})
+                seen: set[str] = set()
+                keep = np.ones(len(cols), dtype=bool)
+                for i, eid in enumerate(cols.ids):
+                    if eid in known or eid in seen:
+                        keep[i] = False
+                    seen.add(eid)
+                duplicates = int(len(cols) - keep.sum())
+                if duplicates:
+                    cols = cols.select(keep)
+            key = (space, metric)
+            created = {} if key in self._metrics else {key: self.default_config.to_dict()}
+            self.log.append(now, cols, created)
+            if created:
+                self._metrics[key] = MetricState(MetricConfig.from_dict(created[key]))
+            self._remember_ids(cols, now)
+            self._apply(cols)
+            self._prune_ids(now)
+        return Accepted(len(cols), duplicates)
+
+    def _refuse_presence_metric(self, space: str, metric: str, index: int) -> None:
+        if metric == self._presence_metric_name(space):
+            raise Conflict(f"metric {metric!r} is fed by presence (POST /v1/presence); "
+                           "send events to another metric", index=index, field="metric")
+
+    def _remember_ids(self, events: Batch, when: float) -> None:
+        if isinstance(events, Columns):
+            if events.ids:
+                ids = self._ids.setdefault(events.space, {})
+                ids.update(dict.fromkeys(events.ids, when))
+            return
+        for e in events:
+            if e.id is not None:
+                self._ids.setdefault(e.space, {})[e.id] = when
+
+    def _dedupe(self, events: list[Event]) -> tuple[list[Event], int]:
+        if all(e.id is None for e in events):
+            return events, 0
+        fresh: list[Event] = []
+        seen: set[tuple[str, str]] = set()
+        for e in events:
+            if e.id is not None:
+                if e.id in self._ids.get(e.space, ()) or (e.space, e.id) in seen:
+                    continue
+                seen.add((e.space, e.id))
+            fresh.append(e)
+        return fresh, len(events) - len(fresh)
+
+    def _apply(self, events: Batch) -> None:
+        if isinstance(events, PresenceBatch):
+            self._apply_presence(events)
+            return
+        if isinstance(events, Columns):
+            key = (events.space, events.metric)
+            state = self._metrics.get(key)
+            if state is None:
+                state = self._metrics[key] = MetricState(self.default_config)
+            state.apply_columns(events)
+            self.events_total += len(events)
+            return
+        by_metric: dict[MetricKey, list[Event]] = {}
+        first = events[0][:2] if events else None
+        if all(e[:2] == first for e in events):  # the usual request: one metric
+            by_metric = {first: list(events)} if first else {}
+        else:
+            for e in events:
+                by_metric.setdefault((e.space, e.metric), []).append(e)
+        for key, rows in by_metric.items():
+            state = self._metrics.get(key)
+            if state is None:  # a log written before its config: use today's defaults
+                state = self._metrics[key] = MetricState(self.default_config)
+            if len(rows) >= COLUMNS_FROM:
+                state.apply_columns(Columns.of_events(rows, state.config.dimensions))
+            else:
+                state.apply(rows)
+        self.events_total += len(events)
+
+    def _prune_ids(self, now: float) -> None:
+        if now - self._ids_pruned < 3600:
+            return
+        self._ids_pruned = now
+        horizon = now - self.id_retention
+        for space, ids in self._ids.items():
+            self._ids[space] = {k: t for k, t in ids.items() if t >= horizon}
+
+    # ---- metric configs ---------------------------------------------------------------------
+    def set_metric(self, metric: str, settings: Mapping[str, Any] | None = None, *,
+                   space: str = DEFAULT_SPACE, rebuild: bool = False,
+                   **more: Any) -> dict[str, Any]:
+        """Create or change a metric's settings (fields left out keep their value).
+
+        Changing the calendar or dimensions of a metric with data is a Conflict unless
+        `rebuild`, which replays that metric from the durable log.
+        """
+        key = (space, metric)
+        changes = {**(settings or {}), **more}
+        with self.lock:
+            state = self._metrics.get(key)
+            old = state.config if state else self.default_config
+            try:
+                new = old.updated(changes)
+            except ConfigError as exc:
+                raise BadQuery(str(exc), exc.setting) from None
+            changed = old.calendar_changed(new) if state else []
+            if changed and state is not None and state.events and not rebuild:
+                raise Conflict(f"metric {metric!r} has data; changing {', '.join(changed)} "
+                               "needs ?rebuild=true (replays it from the log)",
+                               fields=changed)
+            self.log.put_config(key, new.to_dict())
+            replayed = 0
+            if state is not None and state.presence and changed:
+                state.config = new
+                replayed = self._replay_presence(space)
+            elif state is not None and changed and state.events:
+                fresh = MetricState(new)
+                for _, events in self.log.replay(key):
+                    if isinstance(events, Columns):
+                        fresh.apply_columns(events)
+                    elif not isinstance(events, PresenceBatch):
+                        fresh.apply(events)
+                    replayed += len(events)
+                self._metrics[key] = fresh
+            elif state is not None:
+                state.config = new
+            else:
+                self._metrics[key] = MetricState(
+                    new, presence=metric == self._presence_metric_name(space))
+            self._metrics[key].warm(self.clock())
+            info = self._info(key)
+        if rebuild:
+            info["replayed"] = replayed
+        return info
+
+    def metrics(self, *, space: str = DEFAULT_SPACE) -> list[dict[str, Any]]:
+        """Every metric of `space` with its settings and event count."""
+        with self.lock:
+            return [self._info(k) for k in sorted(self._metrics) if k[0] == space]
+
+    def metric(self, metric: str, *, space: str = DEFAULT_SPACE) -> dict[str, Any]:
+        """One metric's settings and event count (NotFound if unknown)."""
+        with self.lock:
+            self._state(space, metric)
+            return self._info((space, metric))
+
+    def _info(self, key: MetricKey) -> dict[str, Any]:
+        state = self._metrics[key]
+        return {"metric": key[1], "space": key[0], **state.config.to_dict(),
+                "events": state.events}
+
+    # ---- queries ------------------------------------------------------------------------
+    def _state(self, space: str, metric: str) -> MetricState:
+        state = self._metrics.get((space, metric))
+        if state is None:
+            raise NotFound(f"unknown metric {metric!r} in space {space!r}", metric=metric)
+        return state
+
+    @staticmethod
+    def _filter(state: MetricState, tag: tuple[str, str] | None) -> FilterKey:
+        if tag is None:
+            return None
+        dim, value = tag
+        if dim not in state.config.dimensions:
+            raise BadQuery(f"the metric does not declare dimension {dim!r}; declared: "
+                           f"{list(state.config.dimensions)}", f"tag.{dim}")
+        return (dim, value)
+
+    def sum(self, metric: str, member: str, *, start: Instant | None = None,
+            end: Instant | None = None, space: str = DEFAULT_SPACE,
+            tag: tuple[str, str] | None = None) -> int:
+        """Total of `member` over ``[start, end)``; a missing bound is open."""
+        lo, hi = instant(start, "start"), instant(end, "end")
+        if lo is not None and hi is not None and lo > hi:
+            raise BadQuery("start must not be after end", "start")
+        with self.lock:
+            state = self._state(space, metric)
+            return state.sum(self._filter(state, tag), member, lo, hi, self.clock())
+
+    def series(self, metric: str, member: str, *, step: str, start: Instant | None = None,
+               end: Instant | None = None, space: str = DEFAULT_SPACE,
+               tag: tuple[str, str] | None = None) -> list[Point]:
+        """Per-`step` totals of `member` over ``[start, end)``, zero-filled, in order.
+
+        `end` defaults to now and `start` to the member's first event.
+        """
+        if step not in STEPS:
+            raise BadQuery(f"step must be one of {', '.join(STEPS)}", "step")
+        lo, hi = instant(start, "start"), instant(end, "end")
+        with self.lock:
+            state = self._state(space, metric)
+            key = self._filter(state, tag)
+            hi = self.clock() if hi is None else hi
+            if lo is None:
+                s = state.series.get(key, {}).get(member)
+                first = s.first_at_or_after(-(1 << 62)) if s else None
+                if first is None or first >= hi:
+                    return []
+                lo = float(first)
+            if not lo < hi:
+                raise BadQuery("series needs start < end", "start")
+            try:
+                return state.points(key, member, step, lo, hi, self.clock())
+            except TooManyPoints as exc:
+                raise BadQuery(str(exc), "step") from None
+
+    def leaderboard(self, metric: str, *, window: str = "all", n: int = 10, offset: int = 0,
+                    at: Instant | None = None, start: Instant | None = None,
+                    end: Instant | None = None, members: Sequence[str] | None = None,
+                    space: str = DEFAULT_SPACE,
+                    tag: tuple[str, str] | None = None) -> Leaderboard:
+        """Top `n` after `offset` in `window` as of `at` (default now); ties by member."""
+        if not 1 <= n <= MAX_N:
+            raise BadQuery(f"n must be between 1 and {MAX_N}", "n")
+        if offset < 0:
+            raise BadQuery("offset must be >= 0", "offset")
+        if members is not None and len(members) > MAX_GROUP:
+            raise BadQuery(f"at most {MAX_GROUP} members", "members")
+        win, at_ = self._window(window, start, end, at)
+        with self.lock:
+            state = self._state(space, metric)
+            return state.leaderboard(self._filter(state, tag), win, n, offset, at_,
+                                     self.clock(), members)
+
+    def rank(self, metric: str, member: str, *, window: str = "all", radius: int = 0,
+             at: Instant | None = None, start: Instant | None = None,
+             end: Instant | None = None, space: str = DEFAULT_SPACE,
+             tag: tuple[str, str] | None = None) -> Rank:
+        """`member`'s competition rank and score, with ±`radius` neighbours."""
+        if not 0 <= radius <= MAX_RADIUS:
+            raise BadQuery(f"radius must be between 0 and {MAX_RADIUS}", "radius")
+        win, at_ = self._window(window, start, end, at)
+        with self.lock:
+            state = self._state(space, metric)
+            return state.rank(self._filter(state, tag), member, win, radius, at_,
+                              self.clock())
+
+    def streak(self, metric: str, member: str, *, min: int = 1, at: Instant | None = None,
+               timezone: str | None = None, day_start: str | None = None,
+               space: str = DEFAULT_SPACE, tag: tuple[str, str] | None = None) -> Streak:
+        """Current and longest run of days with a total >= `min`, as of `at`.
+
+        `timezone`/`day_start` override the metric's calendar for this query (day_start
+        defaults to 00:00 when only a timezone is given).
+        """
+        if isinstance(min, bool) or not isinstance(min, int) or min < 1:
+            raise BadQuery("min must be an integer >= 1", "min")
+        at_ = instant(at, "at")
+        with self.lock:
+            state = self._state(space, metric)
+            cal = state.config.calendar
+            if timezone is not None or day_start is not None:
+                try:
+                    cal = Calendar(timezone or cal.timezone,
+                                   day_start or ("00:00" if timezone else cal.day_start),
+                                   cal.week_start)
+                except CalendarError as exc:
+                    raise BadQuery(str(exc), exc.setting) from None
+            return state.streak(self._filter(state, tag), member, min,
+                                self.clock() if at_ is None else at_, cal)
+
+    @staticmethod
+    def _window(window: str, start: Instant | None, end: Instant | None,
+                at: Instant | None) -> tuple[Window, float | None]:
+        try:
+            win = Window.parse(window, instant(start, "start"), instant(end, "end")) \
+                if window == "range" else Window.parse(window)
+        except WindowError as exc:
+            raise BadQuery(str(exc), exc.param) from None
+        return win, instant(at, "at")
+
+    # ---- introspection ----------------------------------------------------------------------
+    def stats(self) -> dict[str, float]:
+        """Numbers for /metrics: events held, log size, time of the last rebuild."""
+        return {"events": self.events_total, "log_bytes": self.log.size_bytes(),
+                "rebuild_seconds": self.rebuild_seconds,
+                "metrics": len(self._metrics)}
+
+
+__all__ = ["Accepted", "InvalidEvent", "Tallyboard"]

@@ -1,0 +1,240 @@
+"""The presence half of the engine: joins, leaves and snapshots in; rooms, sessions,
+concurrency and migrations out; every present second credited to the presence metric.
+
+Mixed into `Tallyboard`, sharing its lock, log, clock and metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .core.config import MetricConfig
+from .core.metric import MAX_POINTS, MetricState
+from .errors import BadQuery, Conflict, OutOfOrder
+from .presence.concurrency import Bucket, concurrency
+from .presence.ledger import LateOperation, PresenceLedger, PresenceSettings, Session
+from .presence.ops import PresenceBatch, check_ops
+from .stores.base import PRESENCE_KEY, EventLog, MetricKey
+
+if TYPE_CHECKING:
+    from .engine import Accepted, Instant
+
+
+
+class PresenceEngine:
+    """Presence operations of `Tallyboard`; see SPEC §7."""
+
+    # provided by Tallyboard
+    lock: threading.RLock
+    log: EventLog
+    clock: Callable[[], float]
+    skew: float
+    default_config: MetricConfig
+    _metrics: dict[MetricKey, MetricState]
+    _dedupe: Callable[[list[Any]], tuple[list[Any], int]]
+    _remember_ids: Callable[[Any, float], None]
+    _ledgers: dict[str, PresenceLedger]
+    _presence_settings: dict[str, PresenceSettings]
+
+    # ---- settings -------------------------------------------------------------------------
+    def presence_settings(self, *, space: str = "default") -> dict[str, Any]:
+        """A space's presence settings (metric, migration_window, close_on_gap)."""
+        return self._presence_settings.get(space, PresenceSettings()).to_dict()
+
+    def set_presence(self, settings: Mapping[str, Any] | None = None, *,
+                     space: str = "default", **more: Any) -> dict[str, Any]:
+        """Change a space's presence settings; its presence history is replayed with them."""
+        changes = {**(settings or {}), **more}
+        old = self._presence_settings.get(space, PresenceSettings())
+        values = old.to_dict()
+        for key, value in changes.items():
+            if key not in values:
+                raise BadQuery(f"unknown presence setting {key!r}; settings are "
+                               f"{', '.join(values)}", key)
+            values[key] = value
+        if not isinstance(values["metric"], str) or not 1 <= len(values["metric"]) <= 128:
+            raise BadQuery("metric must be a name of 1-128 characters", "metric")
+        window = values["migration_window"]
+        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+            raise BadQuery("migration_window must be an integer >= 0 (seconds)",
+                           "migration_window")
+        if values["close_on_gap"] not in ("snapshot", "last_seen"):
+            raise BadQuery("close_on_gap must be 'snapshot' or 'last_seen'", "close_on_gap")
+        new = PresenceSettings(str(values["metric"]), window,
+                               values["close_on_gap"])
+        with self.lock:
+            if new.metric != old.metric and (space, new.metric) in self._metrics \
+                    and not self._metrics[(space, new.metric)].presence:
+                raise Conflict(f"metric {new.metric!r} already holds events", field="metric")
+            self.log.put_config((space, PRESENCE_KEY), new.to_dict())
+            self._presence_settings[space] = new
+            self._metrics.pop((space, old.metric), None)
+            self._replay_presence(space)
+        return new.to_dict()
+
+    def _replay_presence(self, space: str) -> int:
+        """Rebuild a space's ledger and presence metric from the log; ops replayed."""
+        self._ledgers.pop(space, None)
+        key = (space, self._presence_settings.get(space, PresenceSettings()).metric)
+        old = self._metrics.pop(key, None)
+        if old is not None:
+            self._metrics[key] = MetricState(old.config, presence=True)
+        replayed = 0
+        for _, batch in self.log.replay((space, PRESENCE_KEY)):
+            if isinstance(batch, PresenceBatch):
+                ops = PresenceBatch(op for op in batch if op.space == space)
+                self._apply_presence(ops)
+                replayed += len(ops)
+        return replayed
+
+    # ---- writes ---------------------------------------------------------------------------
+    def presence(self, ops: Iterable[Mapping[str, Any]], *,
+                 space: str = "default") -> Accepted:
+        """Record joins, leaves and snapshots: validated, in time order, all or nothing.
+
+        An op older than one already seen for the same member and room (or a snapshot
+        older than its room's newest op) is a Conflict naming its index: late presence
+        is refused rather than credited wrongly.
+        """
+        from .engine import Accepted
+
+        now = self.clock()
+        batch = check_ops(list(ops), space, now, self.skew)
+        with self.lock:
+            fresh, duplicates = self._dedupe(batch)
+            by_space: dict[str, list[int]] = {}
+            for i, op in enumerate(fresh):
+                by_space.setdefault(op.space, []).append(i)
+            created: dict[tuple[str, str], dict[str, Any]] = {}
+            for sp, idx in by_space.items():
+                try:
+                    self._ledger(sp).check([fresh[i] for i in idx])
+                except LateOperation as exc:
+                    raise OutOfOrder(str(exc), index=idx[exc.index]) from None
+                key = (sp, self._presence_metric_name(sp))
+                if key not in self._metrics:
+                    created[key] = self._presence_config().to_dict()
+            self.log.append(now, PresenceBatch(fresh), created)
+            for key, cfg in created.items():
+                self._metrics[key] = MetricState(MetricConfig.from_dict(cfg), presence=True)
+            self._remember_ids(fresh, now)
+            self._apply_presence(PresenceBatch(fresh))
+        return Accepted(len(fresh), duplicates)
+
+    def _presence_config(self) -> MetricConfig:
+        return self.default_config.updated({"dimensions": ["room"], "rolling": []})
+
+    def _presence_metric_name(self, space: str) -> str:
+        return self._presence_settings.get(space, PresenceSettings()).metric
+
+    def _ledger(self, space: str) -> PresenceLedger:
+        ledger = self._ledgers.get(space)
+        if ledger is None:
+            ledger = self._ledgers[space] = PresenceLedger(
+                self._presence_settings.get(space, PresenceSettings()))
+        return ledger
+
+    def _apply_presence(self, ops: PresenceBatch) -> None:
+        for op in ops:
+            key = (op.space, self._presence_metric_name(op.space))
+            state = self._metrics.get(key)
+            if state is None:
+                state = self._metrics[key] = MetricState(self._presence_config(),
+                                                         presence=True)
+            for change in self._ledger(op.space).apply(op):
+                if change.kind == "join":
+                    state.begin(change.member, change.room, change.ts)
+                else:
+                    state.end(change.member, change.room, change.since, change.ts)
+
+    # ---- reads ------------------------------------------------------------------------------
+    def rooms(self, *, space: str = "default") -> list[dict[str, Any]]:
+        """Rooms with members present now, most crowded first."""
+        with self.lock:
+            return [{"room": r, "members": n} for r, n in self._ledger(space).rooms()]
+
+    def room(self, room: str, *, space: str = "default") -> dict[str, Any]:
+        """Who is in `room` now, and since when."""
+        with self.lock:
+            return {"room": room, "members": [{"member": m, "since": t}
+                                              for m, t in self._ledger(space).room(room)]}
+
+    def sessions(self, member: str, *, start: Instant | None = None,
+                 end: Instant | None = None, space: str = "default") -> list[dict[str, Any]]:
+        """A member's sessions overlapping ``[start, end)``; an open one has end None."""
+        from .engine import instant
+
+        lo, hi = instant(start, "start"), instant(end, "end")
+        with self.lock:
+            now = math.ceil(self.clock())
+            found = self._ledger(space).sessions(
+                member, None if lo is None else math.ceil(lo), None if hi is None
+                else math.ceil(hi))
+            return [_session(s, now) for s in found]
+
+    def concurrency(self, *, room: str | None = None, step: str = "hour",
+                    start: Instant | None = None, end: Instant | None = None,
+                    space: str = "default") -> list[Bucket]:
+        """Peak and average presence per `step` bucket over ``[start, end)`` (end <= now)."""
+        from .engine import instant
+
+        lo, hi = instant(start, "start"), instant(end, "end")
+        with self.lock:
+            now = self.clock()
+            hi = now if hi is None else hi
+            if lo is None:
+                raise BadQuery("concurrency needs start", "start")
+            if not lo < hi:
+                raise BadQuery("concurrency needs start < end", "start")
+            state = self._metrics.get((space, self._presence_metric_name(space)))
+            cal = (state.config if state else self._presence_config()).calendar
+            buckets: list[tuple[int, int, str]] = []
+            b_lo, b_hi, label = cal.period(step, math.floor(lo))
+            while b_lo < hi:
+                if len(buckets) == MAX_POINTS:
+                    raise BadQuery(f"more than {MAX_POINTS} buckets; use a larger step",
+                                   "step")
+                buckets.append((b_lo, b_hi, label))
+                b_lo, b_hi, label = cal.period(step, b_hi)
+            return concurrency(self._ledger(space).room_sessions(room), buckets,
+                               math.ceil(lo), min(math.ceil(hi), math.ceil(now)))
+
+    def migrations(self, *, start: Instant | None = None,
+                   end: Instant | None = None, source: str | None = None,
+                   target: str | None = None, member: str | None = None,
+                   space: str = "default") -> dict[str, Any]:
+        """Moves from room to room in ``[start, end)`` (by the join's time), counted per
+        pair, most frequent first; with `member`, also that member's moves in order."""
+        from .engine import instant
+
+        lo, hi = instant(start, "start"), instant(end, "end")
+        with self.lock:
+            found = [m for m in self._ledger(space).migrations
+                     if (lo is None or m.ts >= lo) and (hi is None or m.ts < hi)
+                     and (source is None or m.source == source)
+                     and (target is None or m.target == target)
+                     and (member is None or m.member == member)]
+        counts = Counter((m.source, m.target) for m in found)
+        out: dict[str, Any] = {"migrations": [
+            {"from": a, "to": b, "count": n}
+            for (a, b), n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]}
+        if member is not None:
+            out["moves"] = [{"member": m.member, "from": m.source, "to": m.target, "ts": m.ts}
+                            for m in found]
+        return out
+
+    def presence_noops(self) -> Counter[str]:
+        """Joins and leaves that changed nothing, by kind, over every space."""
+        total: Counter[str] = Counter()
+        for ledger in self._ledgers.values():
+            total.update(ledger.noops)
+        return total
+
+
+def _session(s: Session, now: int) -> dict[str, Any]:
+    stop = now if s.end is None else s.end
+    return {"room": s.room, "start": s.start, "end": s.end, "seconds": max(0, stop - s.start)}

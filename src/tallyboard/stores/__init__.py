@@ -1,0 +1,26 @@
+"""Durable logs behind one interface; pick one from a URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import EventLog
+from .memory import MemoryLog
+from .sqlite import SQLiteLog
+
+__all__ = ["EventLog", "MemoryLog", "SQLiteLog", "log_from_url"]
+
+LOG_FILE = "events.sqlite3"
+
+
+def log_from_url(url: str) -> EventLog:
+    """``memory://``, ``sqlite:///path/file.sqlite3``, or a directory path (embedded)."""
+    if url.startswith("memory://"):
+        return MemoryLog()
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        return SQLiteLog(path)
+    if "://" in url:
+        raise ValueError(f"unsupported log URL {url!r}; use memory://, sqlite:///path or a "
+                         "directory")
+    return SQLiteLog(Path(url) / LOG_FILE)

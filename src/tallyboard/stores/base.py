@@ -1,0 +1,54 @@
+"""The durable log every deployment writes to, behind one small interface.
+
+A log is the source of truth: accepted events and metric configs, in order. Hot state
+(in memory, or Redis) can always be rebuilt from it and then answers identically.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ..core.columns import Columns
+from ..core.events import Event
+from ..presence.ops import PresenceBatch
+
+MetricKey = tuple[str, str]  # (space, metric)
+Batch = Sequence[Event] | Columns | PresenceBatch  # rows, columns of one metric, or presence
+PRESENCE_KEY = "\x00presence"  # the MetricKey[1] under which presence batches replay
+
+
+class EventLog(abc.ABC):
+    """What every log backend guarantees.
+
+    - `append` is atomic and durable: when it returns, a kill -9 of the process loses
+      none of it; when it raises, none of it was written (raise StoreUnavailable).
+    - `replay` yields batches in the order they were appended.
+    - Configs written with `append` or `put_config` come back from `configs`.
+    """
+
+    @abc.abstractmethod
+    def append(self, received_at: float, events: Batch,
+               configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
+        """Durably record accepted `events` and the configs of metrics they created."""
+
+    @abc.abstractmethod
+    def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
+        """Every batch as ``(received_at, events)`` in append order (one metric if given)."""
+
+    @abc.abstractmethod
+    def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
+        """Durably store one metric's config."""
+
+    @abc.abstractmethod
+    def configs(self) -> dict[MetricKey, dict[str, Any]]:
+        """Every stored metric config."""
+
+    @abc.abstractmethod
+    def size_bytes(self) -> int:
+        """Bytes the log takes on its medium (0 if unknown)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files; the log is unusable afterwards."""
