@@ -1,0 +1,132 @@
+"""The ASGI app factory: routes, JSON errors everywhere, health, Prometheus and OpenAPI."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __name__ as package
+from ..engine import Tallyboard
+from ..errors import TallyboardError
+from ..settings import Settings
+from .auth import KeyRing
+from .presence_routes import router as presence_router
+from .routes import JSON, router
+from .schemas import EventIn, MetricIn, PresenceIn
+from .telemetry import Telemetry, TelemetryMiddleware
+
+log = logging.getLogger("tallyboard.api")
+T = TypeVar("T")
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 409: "conflict", 413: "too_large",
+              415: "unsupported_media_type", 422: "invalid_event", 429: "rate_limited",
+              503: "store_unavailable"}
+
+
+def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
+    """An app serving `engine`; the caller owns the engine's lifetime."""
+    settings = settings or Settings()
+    app = FastAPI(title="tallyboard", version="1", docs_url="/docs", redoc_url=None,
+                  description="Exact, real-time counters, leaderboards, streaks and presence.")
+    app.state.engine = engine
+    app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
+    app.state.telemetry = telemetry = Telemetry(engine)
+    app.state.run = _in_thread
+    app.include_router(router)
+    app.include_router(presence_router)
+    app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+    _add_error_handlers(app)
+    _add_operations(app, engine, telemetry)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
+    return app
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking engine call (fsync, big scans) off the event loop."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def _error(status: int, body: dict[str, Any], retry_after: int | None = None) -> JSON:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSON(body, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TallyboardError)
+    async def tallyboard_error(request: Request, exc: TallyboardError) -> Response:
+        return _error(exc.status, exc.to_dict(), getattr(exc, "retry_after", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_query(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body")]
+        param = ".".join(loc) or None
+        message = f"{param}: {first.get('msg', 'invalid')}" if param else "invalid request"
+        return _error(400, {"error": {"code": "bad_query", "message": message,
+                                      "param": param}})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        message = {404: f"no route {request.url.path}; see /docs",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(
+            exc.status_code, str(exc.detail))
+        return _error(exc.status_code, {"error": {"code": code, "message": message}})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, {"error": {"code": "internal", "message": "internal error; "
+                                      "the server log has the details"}})
+
+
+def _add_operations(app: FastAPI, engine: Tallyboard, telemetry: Telemetry) -> None:
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    def readyz() -> Response:
+        """Readiness: state is rebuilt and the durable log answers."""
+        try:
+            engine.log.size_bytes()
+        except Exception as exc:
+            return _error(503, {"error": {"code": "store_unavailable", "message": str(exc)}},
+                          retry_after=1)
+        return JSON({"status": "ready", "events": engine.events_total})
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def prometheus() -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(resources.files(package).joinpath("api/static/dashboard.html")
+                            .read_text(encoding="utf-8"))
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (EventIn, MetricIn, PresenceIn):
+        components[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}")
+    app.openapi_schema = schema
+    return schema

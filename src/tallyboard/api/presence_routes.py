@@ -1,0 +1,105 @@
+"""The presence routes (SPEC §7): joins, leaves and snapshots in; rooms, sessions,
+concurrency and migrations out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from .routes import JSON, Caller, Engine, Instant, Space, ingest, read_settings
+from .schemas import (
+    AcceptedOut,
+    ConcurrencyOut,
+    MigrationsOut,
+    PresenceSettingsOut,
+    RoomOut,
+    RoomsOut,
+    SessionsOut,
+    errors,
+)
+
+router = APIRouter(prefix="/v1")
+READ_ERRORS = errors(400, 401, 403, 429)
+
+
+@router.post("/presence", response_model=AcceptedOut,
+             responses=errors(400, 401, 403, 409, 413, 422, 429, 503),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"oneOf": [
+                     {"$ref": "#/components/schemas/PresenceIn"},
+                     {"type": "array", "items": {"$ref": "#/components/schemas/PresenceIn"}}]}},
+                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def post_presence(request: Request, eng: Engine, who: Caller,
+                        space: Space = "default") -> JSON:
+    """Joins, leaves and snapshots: all or nothing, in time order per member and room
+    (an older one is a 409 out_of_order), durable on 200."""
+    return await ingest(request, who, space, eng.presence, request.app.state.telemetry.presence)
+
+
+@router.get("/presence/rooms", response_model=RoomsOut, responses=READ_ERRORS)
+def get_rooms(eng: Engine, who: Caller, space: Space = "default") -> JSON:
+    """Rooms with members present now, most crowded first."""
+    who.require("read", [space])
+    return JSON({"rooms": eng.rooms(space=space)})
+
+
+@router.get("/presence/rooms/{room}", response_model=RoomOut, responses=READ_ERRORS)
+def get_room(eng: Engine, who: Caller, room: str, space: Space = "default") -> JSON:
+    """Who is in a room now and since when, longest present first."""
+    who.require("read", [space])
+    return JSON(eng.room(room, space=space))
+
+
+@router.get("/presence/sessions", response_model=SessionsOut, responses=READ_ERRORS)
+def get_sessions(eng: Engine, who: Caller,
+                 member: Annotated[str, Query(min_length=1, max_length=128)],
+                 start: Instant = None, end: Instant = None, space: Space = "default") -> JSON:
+    """A member's sessions overlapping [start, end); an open one has end null."""
+    who.require("read", [space])
+    return JSON({"sessions": eng.sessions(member, start=start, end=end, space=space)})
+
+
+@router.get("/presence/concurrency", response_model=ConcurrencyOut, responses=READ_ERRORS)
+def get_concurrency(eng: Engine, who: Caller, start: Instant = None, end: Instant = None,
+                    step: Annotated[str, Query(description="second … year")] = "hour",
+                    room: Annotated[str | None, Query(description="one room; default all "
+                                                                   "(sessions summed)")] = None,
+                    space: Space = "default") -> JSON:
+    """Per bucket: the peak present in any one second, and the average (member-seconds
+    over the bucket's seconds inside [start, min(end, now)))."""
+    who.require("read", [space])
+    buckets = eng.concurrency(room=room, step=step, start=start, end=end, space=space)
+    return JSON({"points": [{"start": b.start, "label": b.label, "peak": b.peak, "avg": b.avg}
+                            for b in buckets]})
+
+
+@router.get("/migrations", response_model=MigrationsOut, responses=READ_ERRORS)
+def get_migrations(eng: Engine, who: Caller, start: Instant = None, end: Instant = None,
+                   source: Annotated[str | None, Query(alias="from")] = None,
+                   target: Annotated[str | None, Query(alias="to")] = None,
+                   member: Annotated[str | None, Query(description="also list this member's "
+                                                                   "moves")] = None,
+                   space: Space = "default") -> JSON:
+    """Moves between rooms (a migration's time is its join's), counted per pair."""
+    who.require("read", [space])
+    return JSON(eng.migrations(start=start, end=end, source=source, target=target,
+                               member=member, space=space))
+
+
+@router.get("/presence/config", response_model=PresenceSettingsOut, responses=READ_ERRORS)
+def get_presence_config(eng: Engine, who: Caller, space: Space = "default") -> JSON:
+    """A space's presence settings."""
+    who.require("read", [space])
+    return JSON(eng.presence_settings(space=space))
+
+
+@router.put("/presence/config", response_model=PresenceSettingsOut,
+            responses=errors(400, 401, 403, 409, 503))
+async def put_presence_config(request: Request, eng: Engine, who: Caller,
+                              space: Space = "default") -> JSON:
+    """Change metric, migration_window or close_on_gap (admin); the space's presence
+    history is replayed with the new settings."""
+    who.require("admin", [space])
+    settings = await read_settings(request)
+    return JSON(await request.app.state.run(eng.set_presence, settings, space=space))

@@ -1,0 +1,225 @@
+"""The /v1 routes: each parses its request, checks the caller, and makes one engine call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from prometheus_client import Counter
+
+from ..engine import Accepted, Tallyboard
+from ..errors import BadQuery, BadRequest, TallyboardError, TooLarge
+from .auth import Principal
+from .body import MAX_BYTES, parse_items
+from .schemas import (
+    AcceptedOut,
+    LeaderboardOut,
+    MetricOut,
+    MetricsOut,
+    RankOut,
+    SeriesOut,
+    StreakOut,
+    SumOut,
+    errors,
+)
+
+router = APIRouter(prefix="/v1")
+
+Space = Annotated[str, Query(description="Namespace (guild, app, team)", min_length=1,
+                             max_length=128)]
+Metric = Annotated[str, Query(description="Metric name", min_length=1, max_length=128)]
+Member = Annotated[str, Query(description="Member id", min_length=1, max_length=128)]
+Instant = Annotated[str | None, Query(description="Unix seconds or RFC 3339")]
+WindowQ = Annotated[str, Query(description="all, day, week, month, year, "
+                                           "rolling:<n><s|m|h|d> or range")]
+QUERY_ERRORS = errors(400, 401, 403, 404, 429)
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def engine(request: Request) -> Tallyboard:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+def caller(request: Request) -> Principal:
+    """Authenticate the request (the key ring answers OPEN when no keys are configured)."""
+    principal: Principal = request.app.state.keys.authenticate(
+        request.headers.get("authorization"))
+    return principal
+
+
+Engine = Annotated[Tallyboard, Depends(engine)]
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def tag_filter(request: Request) -> tuple[str, str] | None:
+    """The single optional ``tag.<dimension>=<value>`` filter."""
+    tags = [(k[4:], v) for k, v in request.query_params.multi_items() if k.startswith("tag.")]
+    if len(tags) > 1:
+        raise BadQuery("filter on one dimension at a time (one tag.<dimension>=<value>)",
+                       tags[1][0] and f"tag.{tags[1][0]}")
+    if tags and (not tags[0][0] or not tags[0][1]):
+        raise BadQuery("a filter looks like tag.<dimension>=<value>", f"tag.{tags[0][0]}")
+    return tags[0] if tags else None
+
+
+Tag = Annotated[tuple[str, str] | None, Depends(tag_filter)]
+
+
+@router.post("/events", response_model=AcceptedOut, responses=errors(400, 401, 403, 413,
+                                                                        422, 429, 503),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"oneOf": [
+                     {"$ref": "#/components/schemas/EventIn"},
+                     {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}]}},
+                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def post_events(request: Request, eng: Engine, who: Caller,
+                      space: Space = "default") -> JSON:
+    """Record events: one object, a JSON array or NDJSON. All or nothing; durable on 200."""
+    return await ingest(request, who, space, eng.record_many,
+                        request.app.state.telemetry.events)
+
+
+async def ingest(request: Request, who: Principal, space: str,
+                 record: Callable[..., Accepted], outcomes: Counter) -> JSON:
+    """Parse a body of items, check the caller may write every space they name, record
+    them (off the event loop) and count the outcome."""
+    items = parse_items(await read_body(request), request.headers.get("content-type"))
+    who.require("write", {space} | {str(e["space"]) for e in items if isinstance(e, dict)
+                                    and isinstance(e.get("space"), str)})
+    try:
+        result = await request.app.state.run(record, items, space=space)
+    except TallyboardError:
+        outcomes.labels("rejected").inc(len(items))
+        raise
+    outcomes.labels("accepted").inc(result.accepted)
+    outcomes.labels("duplicate").inc(result.duplicates)
+    return JSON(result.to_dict())
+
+
+async def read_settings(request: Request) -> dict[str, Any]:
+    """A JSON object body of settings (empty body: no changes)."""
+    body = await read_body(request)
+    try:
+        settings = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(settings, dict):
+        raise BadRequest("the body must be a JSON object of settings")
+    return settings
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole body, refusing more than 10 MiB before reading it all."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BYTES:
+        raise TooLarge(f"body is over {MAX_BYTES} bytes; split it into smaller requests")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise TooLarge(f"body is over {MAX_BYTES} bytes; split it into smaller requests")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/sum", response_model=SumOut, responses=QUERY_ERRORS)
+def get_sum(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
+            start: Instant = None, end: Instant = None, space: Space = "default") -> JSON:
+    """Total of one member over ``[start, end)``; a missing bound is open."""
+    who.require("read", [space])
+    return JSON({"sum": eng.sum(metric, member, start=start, end=end, space=space, tag=tag)})
+
+
+@router.get("/series", response_model=SeriesOut, responses=QUERY_ERRORS)
+def get_series(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
+               step: Annotated[str, Query(description="second, minute, hour, day, week, "
+                                                      "month or year")],
+               start: Instant = None, end: Instant = None, space: Space = "default") -> JSON:
+    """Per-bucket totals over ``[start, end)``, zero-filled; day and longer follow the
+    metric's calendar. `end` defaults to now, `start` to the member's first event."""
+    who.require("read", [space])
+    points = eng.series(metric, member, step=step, start=start, end=end, space=space, tag=tag)
+    return JSON({"points": [{"start": p.start, "label": p.label, "value": p.value}
+                            for p in points]})
+
+
+@router.get("/leaderboard", response_model=LeaderboardOut, responses=QUERY_ERRORS)
+def get_leaderboard(eng: Engine, who: Caller, tag: Tag, metric: Metric,
+                    window: WindowQ = "all", n: Annotated[int, Query()] = 10,
+                    offset: Annotated[int, Query()] = 0, at: Instant = None,
+                    start: Instant = None, end: Instant = None,
+                    members: Annotated[str | None, Query(description="a,b,c: rank only "
+                                                                     "this group")] = None,
+                    space: Space = "default") -> JSON:
+    """Top members of a window, score descending then member; competition ranks."""
+    who.require("read", [space])
+    group = None if members is None else [m for m in members.split(",") if m]
+    board = eng.leaderboard(metric, window=window, n=n, offset=offset, at=at, start=start,
+                            end=end, members=group, space=space, tag=tag)
+    return JSON(board.to_dict())
+
+
+@router.get("/rank", response_model=RankOut, responses=QUERY_ERRORS)
+def get_rank(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
+             window: WindowQ = "all", radius: Annotated[int, Query()] = 0,
+             at: Instant = None, start: Instant = None, end: Instant = None,
+             space: Space = "default") -> JSON:
+    """One member's rank and score, with the entries ±radius positions around it."""
+    who.require("read", [space])
+    return JSON(eng.rank(metric, member, window=window, radius=radius, at=at, start=start,
+                         end=end, space=space, tag=tag).to_dict())
+
+
+@router.get("/streak", response_model=StreakOut, responses=QUERY_ERRORS)
+def get_streak(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
+               min: Annotated[int, Query()] = 1, at: Instant = None,
+               timezone: Annotated[str | None, Query()] = None,
+               day_start: Annotated[str | None, Query()] = None,
+               space: Space = "default") -> JSON:
+    """Current and longest runs of days whose total is >= min, as of `at`."""
+    who.require("read", [space])
+    return JSON(eng.streak(metric, member, min=min, at=at, timezone=timezone,
+                           day_start=day_start, space=space, tag=tag).to_dict())
+
+
+@router.get("/metrics", response_model=MetricsOut, responses=errors(401, 403))
+def list_metrics(eng: Engine, who: Caller, space: Space = "default") -> JSON:
+    """Every metric of a space, with its settings and event count."""
+    who.require("read", [space])
+    return JSON({"metrics": eng.metrics(space=space)})
+
+
+@router.get("/metrics/{metric}", response_model=MetricOut, responses=errors(401, 403, 404))
+def get_metric(eng: Engine, who: Caller, metric: str, space: Space = "default") -> JSON:
+    """One metric's settings and event count."""
+    who.require("read", [space])
+    return JSON(eng.metric(metric, space=space))
+
+
+@router.put("/metrics/{metric}", response_model=MetricOut,
+            responses=errors(400, 401, 403, 409, 503),
+            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/MetricIn"}}}}})
+async def put_metric(request: Request, eng: Engine, who: Caller, metric: str,
+                     space: Space = "default",
+                     rebuild: Annotated[bool, Query(description="replay the metric from the "
+                                                                "log")] = False) -> JSON:
+    """Create or change a metric (admin). Calendar or dimension changes on a metric with
+    data are a 409 unless ``rebuild=true``."""
+    who.require("admin", [space])
+    if not 1 <= len(metric) <= 128:
+        raise BadQuery("metric names are 1-128 characters", "metric")
+    settings = await read_settings(request)
+    info = await request.app.state.run(eng.set_metric, metric, settings, space=space,
+                                       rebuild=rebuild)
+    return JSON(info)
+

@@ -1,0 +1,540 @@
+"""The `tallyboard` command: serve, ingest files, query, rebuild and benchmark.
+
+Every query command works against an embedded data directory (``--data``) or a running
+server (``--url``), through the same Python API.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from . import open as open_tallyboard
+from .client import RemoteTallyboard
+from .engine import Tallyboard, tune_gc
+from .errors import InvalidEvent, TallyboardError
+from .settings import load_settings
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _store_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("tallyboard-data"), show_default=True,
+                     help="Embedded data directory (ignored with --url)."),
+        click.option("--url", envvar="TALLYBOARD_URL",
+                     help="A running server, e.g. http://127.0.0.1:8080 (env TALLYBOARD_URL)."),
+        click.option("--key", envvar="TALLYBOARD_KEY", help="API key for --url "
+                     "(env TALLYBOARD_KEY)."),
+        click.option("--space", default="default", show_default=True, help="Space to use."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@contextmanager
+def _opened(data: Path, url: str | None, key: str | None) -> Iterator[Tallyboard |
+                                                                       RemoteTallyboard]:
+    try:
+        if url:
+            tb: Tallyboard | RemoteTallyboard = open_tallyboard(url, key=key)
+        else:
+            with console.status(f"loading {data} …"):
+                tb = open_tallyboard(str(data))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield tb
+    except TallyboardError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        tb.close()
+
+
+def _tag(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    dim, sep, value = text.partition("=")
+    if not sep or not dim or not value:
+        raise click.BadParameter("use --tag DIMENSION=VALUE", param_hint="--tag")
+    return dim, value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.version_option(package_name="tallyboard")
+def main(verbose: int) -> None:
+    """tallyboard: exact, real-time counters, leaderboards and streaks.
+
+    \b
+    Start a server on the embedded store (no other servers needed):
+        tallyboard serve
+    Load a file and look at the top ten:
+        tallyboard ingest events.ndjson
+        tallyboard top points --window day
+    """
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1). Anything but "
+              "loopback needs API keys in the config.")
+@click.option("--port", type=int, help="Port (default 8080).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              help="Embedded data directory (default ./tallyboard-data).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True,
+                                                         path_type=Path),
+              help="TOML config file (see docs/configuration.md).")
+@click.option("--store", help="Hot store URL; only the embedded memory store for now.")
+@click.option("--log", "log_url", help="Durable log URL: sqlite:///path/file.sqlite3.")
+def serve(host: str | None, port: int | None, data: Path | None, config_file: Path | None,
+          store: str | None, log_url: str | None) -> None:
+    """Run the HTTP API, dashboard and /metrics.
+
+    \b
+    Settings come from --config FILE, then TALLYBOARD_* variables, then these flags:
+        tallyboard serve --port 9000 --data /var/lib/tallyboard
+    Open http://127.0.0.1:8080/ for the dashboard and /docs for the API.
+    """
+    import uvicorn
+
+    from .api import create_app
+
+    try:
+        settings = load_settings(config_file, host=host, port=port, data=data, log=log_url)
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid settings:\n{exc}") from None
+    if store and not store.startswith("memory://"):
+        raise click.ClickException(f"hot store {store!r} is not supported yet; use memory://")
+    if not settings.keys and not _is_loopback(settings.host):
+        raise click.ClickException(
+            f"refusing to listen on {settings.host} without API keys: anyone could write. "
+            "Add [[keys]] to the config file, or listen on 127.0.0.1.")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    with console.status(f"rebuilding state from {settings.log_url} …"):
+        engine = Tallyboard(
+            _log(settings.log_url), default_config=settings.metric_defaults,
+            skew=settings.skew_seconds, id_retention=settings.id_retention_days * 86400)
+    tune_gc()
+    console.print(f"[green]tallyboard[/] {engine.events_total:,} events loaded in "
+                  f"{engine.rebuild_seconds:.2f}s; listening on "
+                  f"http://{settings.host}:{settings.port}")
+    try:
+        uvicorn.run(create_app(engine, settings), host=settings.host, port=settings.port,
+                    log_level="warning", access_log=False)
+    finally:
+        engine.close()
+
+
+def _log(url: str) -> Any:
+    from .stores import log_from_url
+
+    return log_from_url(url)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["auto", "ndjson", "csv"]), default="auto",
+              show_default=True, help="File format; auto looks at the extension.")
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 10_000),
+              help="Events per atomic write.")
+@_store_options
+def ingest(file: Path, fmt: str, batch_size: int, data: Path, url: str | None,
+           key: str | None, space: str) -> None:
+    """Load events from an NDJSON or CSV file, in batches, with a progress bar.
+
+    \b
+    NDJSON: one event object per line, as POST /v1/events takes.
+    CSV: a header with metric,member and optionally value,ts,id,space and
+    tag.<dimension> columns (empty cells are left out).
+    Bad lines are skipped and listed with their line numbers; the rest is kept.
+    """
+    if fmt == "auto":
+        fmt = "csv" if file.suffix.lower() == ".csv" else "ndjson"
+    accepted = duplicates = 0
+    rejected: list[tuple[int, str]] = []
+    with _opened(data, url, key) as tb, Progress(
+        TextColumn("[bold]ingest"), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    ) as bar:
+        task = bar.add_task("ingest", total=file.stat().st_size)
+        batch: list[tuple[int, Any]] = []
+        for lineno, item, size in _read(file, fmt):
+            if isinstance(item, str):
+                rejected.append((lineno, item))
+            else:
+                batch.append((lineno, item))
+            bar.advance(task, size)
+            if len(batch) >= batch_size:
+                a, d = _send(tb, batch, space, rejected)
+                accepted, duplicates, batch = accepted + a, duplicates + d, []
+        if batch:
+            a, d = _send(tb, batch, space, rejected)
+            accepted, duplicates = accepted + a, duplicates + d
+    out.print(f"accepted {accepted:,} · duplicates {duplicates:,} · rejected {len(rejected):,}")
+    for lineno, why in sorted(rejected)[:50]:
+        out.print(f"  line {lineno}: {why}")
+    if len(rejected) > 50:
+        out.print(f"  … and {len(rejected) - 50:,} more")
+    if rejected:
+        sys.exit(1)
+
+
+def _read(file: Path, fmt: str) -> Iterator[tuple[int, Any, int]]:
+    """``(line number, event or reason it is bad, bytes consumed)`` for each line."""
+    with file.open("rb") as fh:
+        if fmt == "ndjson":
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    yield lineno, None, len(raw)
+                    continue
+                try:
+                    yield lineno, orjson.loads(raw), len(raw)
+                except orjson.JSONDecodeError as exc:
+                    yield lineno, f"not valid JSON: {exc}", len(raw)
+            return
+    with file.open(newline="", encoding="utf-8") as text:
+        reader = csv.DictReader(text)
+        for row in reader:
+            size = sum(len(v or "") + 1 for v in row.values())
+            yield reader.line_num, _csv_event(row), size
+
+
+def _csv_event(row: dict[str, str]) -> dict[str, Any] | str:
+    event: dict[str, Any] = {}
+    tags = {}
+    for col, cell in row.items():
+        if col is None or cell is None or cell == "":
+            continue
+        if col.startswith("tag."):
+            tags[col[4:]] = cell
+        elif col == "value":
+            try:
+                event[col] = int(cell)
+            except ValueError:
+                return f"value {cell!r} is not an integer"
+        elif col == "ts":
+            event[col] = _number(cell)
+        else:
+            event[col] = cell
+    if tags:
+        event["tags"] = tags
+    return event
+
+
+def _number(text: str) -> int | float | str:
+    """A CSV cell as int or float when numeric, else the text (an RFC 3339 time)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _send(tb: Tallyboard | RemoteTallyboard, batch: list[tuple[int, Any]], space: str,
+          rejected: list[tuple[int, str]]) -> tuple[int, int]:
+    """Write `batch`, dropping (and reporting) each invalid event until the rest goes in."""
+    batch = [(n, e) for n, e in batch if e is not None]
+    while batch:
+        try:
+            got = tb.record_many([e for _, e in batch], space=space)
+            return got.accepted, got.duplicates
+        except InvalidEvent as exc:
+            lineno, _ = batch.pop(exc.index)
+            rejected.append((lineno, f"{exc.field}: {exc.message}"))
+    return 0, 0
+
+
+def _board_table(title: str, entries: list[Any]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("member")
+    table.add_column("score", justify="right")
+    for e in entries:
+        table.add_row(str(e.rank), e.member, f"{e.score:,}")
+    return table
+
+
+@main.command()
+@click.argument("metric")
+@click.option("--window", default="all", show_default=True,
+              help="all, day, week, month, year, rolling:24h, range (with --start/--end).")
+@click.option("-n", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--at", help="As of this instant (Unix seconds or RFC 3339); default now.")
+@click.option("--start", help="Range start (window=range).")
+@click.option("--end", help="Range end (window=range).")
+@click.option("--tag", help="Filter on one dimension: DIMENSION=VALUE.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_store_options
+def top(metric: str, window: str, n: int, offset: int, at: str | None, start: str | None,
+        end: str | None, tag: str | None, as_json: bool, data: Path, url: str | None,
+        key: str | None, space: str) -> None:
+    """Show a leaderboard.
+
+    \b
+        tallyboard top study_seconds --window week -n 20
+        tallyboard top points --window rolling:24h --tag activity=run
+    """
+    with _opened(data, url, key) as tb:
+        board = tb.leaderboard(metric, window=window, n=n, offset=offset, at=at, start=start,
+                               end=end, space=space, tag=_tag(tag))
+    if as_json:
+        out.print_json(json.dumps(board.to_dict()))
+        return
+    out.print(_board_table(f"{metric} · {window} · {board.total:,} members", board.entries))
+
+
+@main.command(name="sum")
+@click.argument("metric")
+@click.argument("member")
+@click.option("--start", help="From (inclusive), Unix seconds or RFC 3339; default open.")
+@click.option("--end", help="To (exclusive); default open.")
+@click.option("--tag", help="Filter on one dimension: DIMENSION=VALUE.")
+@_store_options
+def sum_(metric: str, member: str, start: str | None, end: str | None, tag: str | None,
+         data: Path, url: str | None, key: str | None, space: str) -> None:
+    """Print a member's total over [start, end).
+
+    \b
+        tallyboard sum points alice --start 2026-11-01T00:00:00Z
+    """
+    with _opened(data, url, key) as tb:
+        out.print(tb.sum(metric, member, start=start, end=end, space=space, tag=_tag(tag)))
+
+
+@main.command()
+@click.argument("metric")
+@click.argument("member")
+@click.option("--window", default="all", show_default=True, help="As for `top`.")
+@click.option("--radius", default=2, show_default=True, type=click.IntRange(0, 1000),
+              help="Neighbours to show on each side.")
+@click.option("--at", help="As of this instant; default now.")
+@click.option("--tag", help="Filter on one dimension: DIMENSION=VALUE.")
+@_store_options
+def rank(metric: str, member: str, window: str, radius: int, at: str | None, tag: str | None,
+         data: Path, url: str | None, key: str | None, space: str) -> None:
+    """Show a member's rank and the members around it.
+
+    \b
+        tallyboard rank points alice --window month --radius 3
+    """
+    with _opened(data, url, key) as tb:
+        got = tb.rank(metric, member, window=window, radius=radius, at=at, space=space,
+                      tag=_tag(tag))
+    if got.rank is None:
+        out.print(f"{member} has no score in {window} ({got.total:,} members ranked)")
+        return
+    out.print(_board_table(f"{member}: rank {got.rank} of {got.total:,} · score "
+                           f"{got.score:,}", got.around))
+
+
+@main.command()
+@click.argument("metric")
+@click.argument("member")
+@click.option("--min", "minimum", default=1, show_default=True, type=click.IntRange(1),
+              help="A day counts when its total is at least this.")
+@click.option("--at", help="As of this instant; default now.")
+@click.option("--timezone", help="The member's own timezone (overrides the metric's).")
+@click.option("--day-start", help="The member's day start HH:MM (default 00:00 with "
+              "--timezone).")
+@_store_options
+def streak(metric: str, member: str, minimum: int, at: str | None, timezone: str | None,
+           day_start: str | None, data: Path, url: str | None, key: str | None,
+           space: str) -> None:
+    """Show a member's current and longest streak of days.
+
+    \b
+        tallyboard streak study_seconds alice --min 1800 --timezone Asia/Kolkata
+    """
+    with _opened(data, url, key) as tb:
+        got = tb.streak(metric, member, min=minimum, at=at, timezone=timezone,
+                        day_start=day_start, space=space)
+    for name, run in (("current", got.current), ("longest", got.longest)):
+        span = f" ({run.first_day} → {run.last_day})" if run.length else ""
+        out.print(f"{name}: {run.length} day{'s' if run.length != 1 else ''}{span}")
+
+
+@main.group()
+def presence() -> None:
+    """Who is where: record joins, leaves and snapshots; list rooms and migrations.
+
+    
+        tallyboard presence join library alice
+        tallyboard presence snapshot library alice bob carol
+        tallyboard presence rooms
+    """
+
+
+def _presence_op(op: dict[str, Any], ts: str | None, data: Path, url: str | None,
+                 key: str | None, space: str) -> None:
+    if ts is not None:
+        op["ts"] = _number(ts)
+    with _opened(data, url, key) as tb:
+        got = tb.presence([op], space=space)
+    out.print(f"accepted {got.accepted} · duplicates {got.duplicates}")
+
+
+@presence.command()
+@click.argument("room")
+@click.argument("member")
+@click.option("--ts", help="When (Unix seconds or RFC 3339); default now.")
+@_store_options
+def join(room: str, member: str, ts: str | None, data: Path, url: str | None,
+         key: str | None, space: str) -> None:
+    """MEMBER joins ROOM (a second join while present changes nothing)."""
+    _presence_op({"type": "join", "room": room, "member": member}, ts, data, url, key, space)
+
+
+@presence.command()
+@click.argument("room")
+@click.argument("member")
+@click.option("--ts", help="When (Unix seconds or RFC 3339); default now.")
+@_store_options
+def leave(room: str, member: str, ts: str | None, data: Path, url: str | None,
+          key: str | None, space: str) -> None:
+    """MEMBER leaves ROOM; the session's seconds stay credited."""
+    _presence_op({"type": "leave", "room": room, "member": member}, ts, data, url, key, space)
+
+
+@presence.command()
+@click.argument("room")
+@click.argument("members", nargs=-1)
+@click.option("--ts", help="When (Unix seconds or RFC 3339); default now.")
+@_store_options
+def snapshot(room: str, members: tuple[str, ...], ts: str | None, data: Path,
+             url: str | None, key: str | None, space: str) -> None:
+    """Everyone in ROOM now is MEMBERS: the absent join, the unlisted leave."""
+    _presence_op({"type": "snapshot", "room": room, "members": list(members)}, ts, data, url,
+                 key, space)
+
+
+@presence.command()
+@_store_options
+def rooms(data: Path, url: str | None, key: str | None, space: str) -> None:
+    """Rooms with someone present, most crowded first."""
+    with _opened(data, url, key) as tb:
+        found = tb.rooms(space=space)
+    table = Table(title=f"rooms in {space}", title_justify="left")
+    table.add_column("room")
+    table.add_column("members", justify="right")
+    for r in found:
+        table.add_row(r["room"], str(r["members"]))
+    out.print(table)
+
+
+@presence.command()
+@click.option("--start", help="From (by the join's time).")
+@click.option("--end", help="To (exclusive).")
+@click.option("--member", help="Also list this member's moves.")
+@_store_options
+def migrations(start: str | None, end: str | None, member: str | None, data: Path,
+               url: str | None, key: str | None, space: str) -> None:
+    """Moves between rooms, counted per pair."""
+    with _opened(data, url, key) as tb:
+        got = tb.migrations(start=start, end=end, member=member, space=space)
+    table = Table(title="migrations", title_justify="left")
+    for col in ("from", "to", "count"):
+        table.add_column(col)
+    for m in got["migrations"]:
+        table.add_row(m["from"], m["to"], str(m["count"]))
+    out.print(table)
+    for move in got.get("moves", []):
+        out.print(f"  {move['ts']}: {move['from']} → {move['to']}")
+
+
+@main.command()
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("tallyboard-data"), show_default=True)
+@click.option("--metric", help="Also replay this metric alone (as PUT ?rebuild=true does).")
+@click.option("--space", default="default", show_default=True)
+def rebuild(data: Path, metric: str | None, space: str) -> None:
+    """Rebuild state from the durable log and report what it holds.
+
+    The embedded store always rebuilds on start; this checks the log reads back whole and
+    says how long it takes.
+    """
+    started = time.perf_counter()
+    with _opened(data, None, None) as tb:
+        assert isinstance(tb, Tallyboard)
+        out.print(f"replayed {tb.events_total:,} events into "
+                  f"{int(tb.stats()['metrics'])} metrics in "
+                  f"{time.perf_counter() - started:.2f}s")
+        if metric:
+            info = tb.set_metric(metric, space=space, rebuild=True)
+            out.print(f"{space}/{metric}: replayed {info.get('replayed', 0):,} events")
+
+
+@main.command()
+@click.option("--workload", type=click.Choice(["psd", "study", "reactions", "all"]),
+              default="all", show_default=True)
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
+              help="Fraction of the full event counts (0.05 for a quick look).")
+@click.option("--queries", default=2000, show_default=True, type=click.IntRange(10),
+              help="Timed calls per query kind.")
+@click.option("--no-http", is_flag=True, help="Skip the HTTP ingest run.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the raw results as JSON.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results as Markdown (e.g. docs/benchmarks.md).")
+def bench(workload: str, scale: float, queries: int, no_http: bool, out_file: Path | None,
+          markdown: Path | None) -> None:
+    """Benchmark ingest and queries against targets and a naive baseline.
+
+    \b
+        tallyboard bench --workload all --markdown docs/benchmarks.md
+        tallyboard bench --workload study --scale 0.05 --no-http
+    """
+    from .bench.runner import format_markdown, run_bench
+
+    names = ["psd", "study", "reactions"] if workload == "all" else [workload]
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                  console=console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(description: str, done: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = bar.add_task(description, total=total)
+            bar.update(tasks[description], completed=done, total=total)
+
+        results = run_bench(names, scale=scale, queries=queries, http=not no_http,
+                            progress=progress)
+    text = format_markdown(results)
+    if out_file:
+        out_file.write_text(json.dumps(results, indent=2))
+    if markdown:
+        markdown.write_text(text)
+    out.print(text)
+
+
+if __name__ == "__main__":
+    main()

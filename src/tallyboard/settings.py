@@ -1,0 +1,83 @@
+"""Server settings: defaults, then a TOML file, then ``TALLYBOARD_*`` variables, then flags.
+
+Every key is documented in docs/configuration.md (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .core.config import ConfigError, MetricConfig
+
+Scope = Literal["read", "write", "admin"]
+
+
+class ApiKey(BaseModel):
+    """One API key: what it may do (scopes) and where (spaces; ``*`` is every space)."""
+
+    key: str = Field(min_length=8)
+    scopes: list[Scope] = ["read"]
+    spaces: list[str] = ["*"]
+
+
+class Settings(BaseSettings):
+    """Everything `tallyboard serve` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="TALLYBOARD_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data: Path = Path("tallyboard-data")
+    log: str | None = None
+    keys: list[ApiKey] = []
+    skew_seconds: float = 60.0
+    id_retention_days: float = 7.0
+    rate_limit: float = 0.0
+    rate_burst: int = 100
+    default_metric: dict[str, Any] = {}
+
+    @field_validator("default_metric")
+    @classmethod
+    def _check_metric(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            MetricConfig.from_dict(value)
+        except ConfigError as exc:
+            raise ValueError(f"default_metric.{exc.setting}: {exc}") from None
+        return value
+
+    @property
+    def log_url(self) -> str:
+        """Where the durable log lives: `log`, else SQLite inside `data`."""
+        return self.log or str(self.data)
+
+    @property
+    def metric_defaults(self) -> MetricConfig:
+        return MetricConfig.from_dict(self.default_metric)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config_file` (TOML), the environment and `overrides` (None = unset)."""
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    return _FromFile(**{k: v for k, v in overrides.items() if v is not None})
