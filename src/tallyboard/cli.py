@@ -495,8 +495,9 @@ def rebuild(data: Path, metric: str | None, space: str) -> None:
 
 
 @main.command()
-@click.option("--workload", type=click.Choice(["psd", "study", "reactions", "all"]),
-              default="all", show_default=True)
+@click.option("--workload", "workloads", multiple=True, show_default=True, default=["all"],
+              type=click.Choice(["psd", "study", "reactions", "presence", "all"]),
+              help="Workload to run; repeat for several.")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Fraction of the full event counts (0.05 for a quick look).")
 @click.option("--queries", default=2000, show_default=True, type=click.IntRange(10),
@@ -506,8 +507,8 @@ def rebuild(data: Path, metric: str | None, space: str) -> None:
               help="Write the raw results as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results as Markdown (e.g. docs/benchmarks.md).")
-def bench(workload: str, scale: float, queries: int, no_http: bool, out_file: Path | None,
-          markdown: Path | None) -> None:
+def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
+          out_file: Path | None, markdown: Path | None) -> None:
     """Benchmark ingest and queries against targets and a naive baseline.
 
     \b
@@ -516,7 +517,8 @@ def bench(workload: str, scale: float, queries: int, no_http: bool, out_file: Pa
     """
     from .bench.runner import format_markdown, run_bench
 
-    names = ["psd", "study", "reactions"] if workload == "all" else [workload]
+    every = ["psd", "study", "reactions", "presence"]
+    names = every if "all" in workloads else list(dict.fromkeys(workloads))
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=console) as bar:
         tasks: dict[str, Any] = {}

@@ -1,0 +1,56 @@
+"""The shipped benchmark runs end to end, and its baseline is itself exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tallyboard.bench.baseline import SeedBaseline, cover
+from tallyboard.bench.report import format_markdown
+from tallyboard.bench.runner import run_bench
+from tallyboard.cli import main
+
+T0 = 1_700_000_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(T0 - 400 * 86_400, T0), st.integers(0, 400 * 86_400))
+def test_baseline_cover_partitions_the_span(lo: int, length: int) -> None:
+    """The buckets are adjacent, each one whole unit, and exactly fill [lo, lo + length)."""
+    t = lo
+    for unit, start, end in cover(lo, lo + length):
+        assert start == t < end
+        assert unit in ("month", "year") or end - start in (1, 60, 3_600, 86_400)
+        t = end
+    assert t == lo + length
+
+
+def test_baseline_sum_matches_brute_force() -> None:
+    base = SeedBaseline()
+    events = [(T0 + i * 7_919 % 5_000_000, i % 13 - 3) for i in range(2_000)]
+    for ts, value in events:
+        base.record("m", ts, value)
+    for lo, hi in [(T0, T0 + 1), (T0 - 5, T0 + 4_000_000), (T0 + 86_399, T0 + 3_000_001)]:
+        assert base.sum("m", lo, hi) == sum(v for ts, v in events if lo <= ts < hi)
+
+
+def test_bench_runs_and_renders() -> None:
+    results = run_bench(["study", "presence"], scale=0.005, queries=20, http=True)
+    study = results["workloads"]["study"]
+    assert study["ingest_http"]["events_per_s"] > 0
+    assert study["queries"]["top10 rolling:24h"]["baseline"]["calls"] >= 3
+    text = format_markdown(results)
+    assert "## Targets" in text and "## presence" in text
+    assert "tallyboard bench --workload all" not in text  # names what was actually run
+
+
+def test_bench_cli_writes_markdown(tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    result = CliRunner().invoke(main, ["bench", "--workload", "reactions", "--scale", "0.005",
+                                       "--queries", "10", "--no-http", "--markdown", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "tallyboard bench --workload reactions --scale 0.005 --queries 10 --no-http" \
+        in out.read_text()
