@@ -43,7 +43,7 @@ def load_zone(name: str) -> ZoneInfo:
                             "timezone")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory
         raise CalendarError(f"unknown timezone {name!r}; use an IANA name like "
                             "'Europe/Berlin'", "timezone") from exc
 

@@ -29,7 +29,7 @@ from .presence.ledger import PresenceLedger, PresenceSettings
 from .presence.ops import PresenceBatch
 from .presence_engine import PresenceEngine
 from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey
-from .windows import Window, WindowError, parse_instant
+from .windows import Window, WindowError, check_instant, parse_instant
 
 log = logging.getLogger("tallyboard")
 
@@ -68,11 +68,11 @@ def instant(value: Instant | None, param: str) -> float | None:
     """A query bound as Unix seconds (None stays None)."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise BadQuery(f"{param} must be timezone-aware", param)
-        return value.timestamp()
     try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise BadQuery(f"{param} must be timezone-aware", param)
+            return check_instant(value.timestamp(), param)
         return parse_instant(value, param)
     except WindowError as exc:
         raise BadQuery(str(exc), exc.param) from None
@@ -287,11 +287,15 @@ class Tallyboard(PresenceEngine):
         changes = {**(settings or {}), **more}
         with self.lock:
             state = self._metrics.get(key)
-            old = state.config if state else self.default_config
+            is_presence = metric == self._presence_metric_name(space)
+            old = state.config if state else \
+                self._presence_config() if is_presence else self.default_config
             try:
                 new = old.updated(changes)
             except ConfigError as exc:
                 raise BadQuery(str(exc), exc.setting) from None
+            if is_presence:
+                new = self.presence_metric_config(new)
             changed = old.calendar_changed(new) if state else []
             if changed and state is not None and state.events and not rebuild:
                 raise Conflict(f"metric {metric!r} has data; changing {', '.join(changed)} "
@@ -299,10 +303,11 @@ class Tallyboard(PresenceEngine):
                                fields=changed)
             self.log.put_config(key, new.to_dict())
             replayed = 0
-            if state is not None and state.presence and changed:
+            recompute = bool(changed) or rebuild  # ?rebuild=true always replays
+            if state is not None and state.presence and recompute:
                 state.config = new
                 replayed = self._replay_presence(space)
-            elif state is not None and changed and state.events:
+            elif state is not None and recompute and state.events:
                 fresh = MetricState(new)
                 for _, events in self.log.replay(key):
                     if isinstance(events, Columns):
@@ -314,8 +319,7 @@ class Tallyboard(PresenceEngine):
             elif state is not None:
                 state.config = new
             else:
-                self._metrics[key] = MetricState(
-                    new, presence=metric == self._presence_metric_name(space))
+                self._metrics[key] = MetricState(new, presence=is_presence)
             self._metrics[key].warm(self.clock())
             info = self._info(key)
         if rebuild:

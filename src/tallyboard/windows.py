@@ -14,6 +14,10 @@ from datetime import datetime
 from .calendar import Calendar
 
 EPOCH_MIN = 946684800  # 2000-01-01T00:00:00Z: the earliest accepted event
+# Query instants must lie in [1000-01-01, 9000-01-01) UTC: far wider than any data, yet
+# every calendar period around them (and a year beyond) still fits Python's datetime.
+INSTANT_MIN = -30610224000
+INSTANT_MAX = 221845392000
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CALENDAR_WINDOWS = ("day", "week", "month", "year")
 _ROLLING = re.compile(r"^rolling:(\d{1,9})([smhd])$")
@@ -40,8 +44,17 @@ def parse_instant(value: object, param: str) -> float:
             t = _rfc3339(value, param)
     else:
         raise WindowError(f"{param} must be Unix seconds or an RFC 3339 string", param)
+    return check_instant(t, param)
+
+
+def check_instant(t: float, param: str) -> float:
+    """`t` itself, if it is finite and inside the supported range of query instants."""
     if not math.isfinite(t):
         raise WindowError(f"{param} must be a finite number", param)
+    if not INSTANT_MIN <= t < INSTANT_MAX:
+        raise WindowError(f"{param} must lie between 1000-01-01T00:00:00Z and "
+                          f"9000-01-01T00:00:00Z ({INSTANT_MIN} to {INSTANT_MAX} "
+                          f"Unix seconds), got {t:.17g}", param)
     return t
 
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __name__ as package
 from ..engine import Tallyboard
-from ..errors import TallyboardError
+from ..errors import StoreUnavailable, TallyboardError, Unauthorized
 from ..settings import Settings
 from .auth import KeyRing
 from .presence_routes import router as presence_router
@@ -48,7 +48,7 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
     app.include_router(presence_router)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     _add_error_handlers(app)
-    _add_operations(app, engine, telemetry)
+    _add_operations(app, telemetry)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
 
@@ -66,7 +66,10 @@ def _error(status: int, body: dict[str, Any], retry_after: int | None = None) ->
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TallyboardError)
     async def tallyboard_error(request: Request, exc: TallyboardError) -> Response:
-        return _error(exc.status, exc.to_dict(), getattr(exc, "retry_after", None))
+        response = _error(exc.status, exc.to_dict(), getattr(exc, "retry_after", None))
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="tallyboard"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_query(request: Request, exc: RequestValidationError) -> Response:
@@ -83,7 +86,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = {404: f"no route {request.url.path}; see /docs",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(
             exc.status_code, str(exc.detail))
-        return _error(exc.status_code, {"error": {"code": code, "message": message}})
+        response = _error(exc.status_code, {"error": {"code": code, "message": message}})
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
@@ -92,18 +97,19 @@ def _add_error_handlers(app: FastAPI) -> None:
                                       "the server log has the details"}})
 
 
-def _add_operations(app: FastAPI, engine: Tallyboard, telemetry: Telemetry) -> None:
+def _add_operations(app: FastAPI, telemetry: Telemetry) -> None:
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])
-    def readyz() -> Response:
+    def readyz(request: Request) -> Response:
         """Readiness: state is rebuilt and the durable log answers."""
+        engine: Tallyboard = request.app.state.engine
         try:
-            engine.log.size_bytes()
-        except Exception as exc:
+            engine.log.ping()
+        except StoreUnavailable as exc:
             return _error(503, {"error": {"code": "store_unavailable", "message": str(exc)}},
                           retry_after=1)
         return JSON({"status": "ready", "events": engine.events_total})

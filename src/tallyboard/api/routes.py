@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -16,6 +18,7 @@ from .auth import Principal
 from .body import MAX_BYTES, parse_items
 from .schemas import (
     AcceptedOut,
+    GroupIn,
     LeaderboardOut,
     MetricOut,
     MetricsOut,
@@ -42,7 +45,10 @@ class JSON(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:  # a total beyond 64 bits: exact, via the slow path
+            return json.dumps(content, separators=(",", ":")).encode()
 
 
 def engine(request: Request) -> Tallyboard:
@@ -74,6 +80,20 @@ def tag_filter(request: Request) -> tuple[str, str] | None:
 Tag = Annotated[tuple[str, str] | None, Depends(tag_filter)]
 
 
+@dataclass
+class BoardQuery:
+    """The query parameters of a leaderboard, shared by its GET and POST forms."""
+
+    metric: Metric
+    window: WindowQ = "all"
+    n: Annotated[int, Query()] = 10
+    offset: Annotated[int, Query()] = 0
+    at: Instant = None
+    start: Instant = None
+    end: Instant = None
+    space: Space = "default"
+
+
 @router.post("/events", response_model=AcceptedOut, responses=errors(400, 401, 403, 413,
                                                                         422, 429, 503),
              openapi_extra={"requestBody": {"required": True, "content": {
@@ -93,8 +113,8 @@ async def ingest(request: Request, who: Principal, space: str,
     """Parse a body of items, check the caller may write every space they name, record
     them (off the event loop) and count the outcome."""
     items = parse_items(await read_body(request), request.headers.get("content-type"))
-    who.require("write", {space} | {str(e["space"]) for e in items if isinstance(e, dict)
-                                    and isinstance(e.get("space"), str)})
+    who.require("write", {e["space"] if isinstance(e, dict) and isinstance(e.get("space"), str)
+                          else space for e in items})
     try:
         result = await request.app.state.run(record, items, space=space)
     except TallyboardError:
@@ -153,18 +173,28 @@ def get_series(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Membe
 
 
 @router.get("/leaderboard", response_model=LeaderboardOut, responses=QUERY_ERRORS)
-def get_leaderboard(eng: Engine, who: Caller, tag: Tag, metric: Metric,
-                    window: WindowQ = "all", n: Annotated[int, Query()] = 10,
-                    offset: Annotated[int, Query()] = 0, at: Instant = None,
-                    start: Instant = None, end: Instant = None,
+def get_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Annotated[BoardQuery, Depends()],
                     members: Annotated[str | None, Query(description="a,b,c: rank only "
-                                                                     "this group")] = None,
-                    space: Space = "default") -> JSON:
+                                                                     "this group")] = None
+                    ) -> JSON:
     """Top members of a window, score descending then member; competition ranks."""
-    who.require("read", [space])
     group = None if members is None else [m for m in members.split(",") if m]
-    board = eng.leaderboard(metric, window=window, n=n, offset=offset, at=at, start=start,
-                            end=end, members=group, space=space, tag=tag)
+    return _leaderboard(eng, who, tag, q, group)
+
+
+@router.post("/leaderboard", response_model=LeaderboardOut, responses=QUERY_ERRORS)
+def post_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Annotated[BoardQuery, Depends()],
+                     body: GroupIn) -> JSON:
+    """The leaderboard of a group too long for a URL (URLs stop at 64 KiB): the same
+    query parameters, and the group as a JSON body ``{"members": [...]}``."""
+    return _leaderboard(eng, who, tag, q, body.members)
+
+
+def _leaderboard(eng: Tallyboard, who: Principal, tag: tuple[str, str] | None, q: BoardQuery,
+                 group: list[str] | None) -> JSON:
+    who.require("read", [q.space])
+    board = eng.leaderboard(q.metric, window=q.window, n=q.n, offset=q.offset, at=q.at,
+                            start=q.start, end=q.end, members=group, space=q.space, tag=tag)
     return JSON(board.to_dict())
 
 

@@ -171,6 +171,12 @@ class MetricIn(BaseModel):
     rolling: list[str] | None = None
 
 
+class GroupIn(BaseModel):
+    """The body of ``POST /v1/leaderboard``: the group to rank (at most 10,000)."""
+
+    members: list[str] = Field(description="member ids; same rules as `members=a,b,c`")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

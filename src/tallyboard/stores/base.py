@@ -50,5 +50,9 @@ class EventLog(abc.ABC):
         """Bytes the log takes on its medium (0 if unknown)."""
 
     @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the log answers now (what /readyz asks)."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections and files; the log is unusable afterwards."""

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.columns import Columns
+from ..errors import StoreUnavailable
 from ..presence.ops import PresenceBatch
 from .base import PRESENCE_KEY, Batch, EventLog, MetricKey
 
@@ -17,6 +18,7 @@ class MemoryLog(EventLog):
     def __init__(self) -> None:
         self._batches: list[tuple[float, Batch]] = []
         self._configs: dict[MetricKey, dict[str, Any]] = {}
+        self._closed = False
 
     def append(self, received_at: float, events: Batch,
                configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
@@ -50,5 +52,10 @@ class MemoryLog(EventLog):
     def size_bytes(self) -> int:
         return 0
 
+    def ping(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the in-memory log is closed")
+
     def close(self) -> None:
+        self._closed = True
         self._batches.clear()

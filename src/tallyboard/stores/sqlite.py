@@ -125,6 +125,13 @@ class SQLiteLog(EventLog):
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*")
                    if p.is_file())
 
+    def ping(self) -> None:
+        with self._lock:
+            try:
+                self._db.execute("SELECT count(*) FROM metrics").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"the event log does not answer: {exc}") from exc
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
