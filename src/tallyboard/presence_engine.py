@@ -67,14 +67,25 @@ class PresenceEngine:
         new = PresenceSettings(str(values["metric"]), window,
                                values["close_on_gap"])
         with self.lock:
-            if new.metric != old.metric and (space, new.metric) in self._metrics \
-                    and not self._metrics[(space, new.metric)].presence:
-                raise Conflict(f"metric {new.metric!r} already holds events", field="metric")
+            target = self._metrics.get((space, new.metric))
+            if new.metric != old.metric and target is not None and not target.presence:
+                if target.events:
+                    raise Conflict(f"metric {new.metric!r} already holds events",
+                                   field="metric")
+                target.config = self.presence_metric_config(target.config)
             self.log.put_config((space, PRESENCE_KEY), new.to_dict())
             self._presence_settings[space] = new
-            self._metrics.pop((space, old.metric), None)
+            if new.metric != old.metric:  # the old metric only ever held presence credit
+                self._metrics.pop((space, old.metric), None)
             self._replay_presence(space)
         return new.to_dict()
+
+    @staticmethod
+    def presence_metric_config(config: MetricConfig) -> MetricConfig:
+        """`config` with the `room` dimension every presence metric has (added first)."""
+        if "room" in config.dimensions:
+            return config
+        return config.updated({"dimensions": ["room", *config.dimensions]})
 
     def _replay_presence(self, space: str) -> int:
         """Rebuild a space's ledger and presence metric from the log; ops replayed."""
@@ -213,18 +224,17 @@ class PresenceEngine:
 
         lo, hi = instant(start, "start"), instant(end, "end")
         with self.lock:
-            found = [m for m in self._ledger(space).migrations
+            found = [m for m in self._ledger(space).migrations(member)
                      if (lo is None or m.ts >= lo) and (hi is None or m.ts < hi)
                      and (source is None or m.source == source)
-                     and (target is None or m.target == target)
-                     and (member is None or m.member == member)]
+                     and (target is None or m.target == target)]
         counts = Counter((m.source, m.target) for m in found)
         out: dict[str, Any] = {"migrations": [
             {"from": a, "to": b, "count": n}
             for (a, b), n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]}
         if member is not None:
             out["moves"] = [{"member": m.member, "from": m.source, "to": m.target, "ts": m.ts}
-                            for m in found]
+                            for m in sorted(found, key=lambda m: m.ts)]
         return out
 
     def presence_noops(self) -> Counter[str]:

@@ -114,9 +114,12 @@ class GrowingBoard:
         """``(-score, member)`` of every listed member, best first."""
         assert self.hi is not None
         hi = self.hi
-        streams = [((neg - rate * hi, m) for neg, m in g.islice(0, self._listed(rate)))
-                   for rate, g in self._groups.items()]
-        return heapq.merge(*streams)
+        return heapq.merge(*(self._stream(rate, hi) for rate in self._groups))
+
+    def _stream(self, rate: int, hi: int) -> Iterator[tuple[int, str]]:
+        """One rate's listed members as ``(-score, member)``, in order."""
+        for neg, member in self._groups[rate].islice(0, self._listed(rate)):
+            yield neg - rate * hi, member
 
     def entries(self, start: int, stop: int) -> list[Entry]:
         return [Entry(self.rank_of(-neg), m, -neg)

@@ -6,6 +6,7 @@ changed something; crediting those seconds to the presence metric is the engine'
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -64,12 +65,24 @@ class Session(NamedTuple):
     end: int | None
 
 
-@dataclass
-class _Pending:
-    """Unmatched leaves and joins of one member that may still pair up, oldest first."""
+class _Move(NamedTuple):
+    """A join or leave that changed something; `seq` (arrival order) breaks time ties."""
 
-    leaves: deque[tuple[int, str]] = field(default_factory=deque)
-    joins: deque[tuple[int, str]] = field(default_factory=deque)
+    ts: int
+    seq: int
+    kind: str
+    room: str
+
+
+@dataclass
+class _Moves:
+    """One member's moves in time order, the migrations they pair into, and the moves
+    still unpaired (oldest first) that a later move may pair with."""
+
+    moves: list[_Move] = field(default_factory=list)
+    migrations: list[Migration] = field(default_factory=list)
+    leaves: deque[_Move] = field(default_factory=deque)
+    joins: deque[_Move] = field(default_factory=deque)
 
 
 class LateOperation(ValueError):
@@ -91,9 +104,9 @@ class PresenceLedger:
         self.history: dict[str, list[Session]] = {}  # member -> closed sessions
         self.last_ts: dict[tuple[str, str], int] = {}  # (member, room) -> newest op
         self.room_seen: dict[str, int] = {}  # room -> newest op (snapshots included)
-        self.migrations: list[Migration] = []
         self.noops: Counter[str] = Counter()  # duplicate joins, orphan leaves
-        self._pending: dict[str, _Pending] = {}
+        self._moves: dict[str, _Moves] = {}
+        self._seq = 0
 
     # ---- writes ---------------------------------------------------------------------------
     def check(self, ops: Iterable[PresenceOp]) -> None:
@@ -159,22 +172,49 @@ class PresenceLedger:
         return Change("leave", member, room, ts, since)
 
     def _match(self, member: str, kind: str, room: str, ts: int) -> None:
-        """Pair with the oldest unmatched opposite op of this member within the window."""
-        pending = self._pending.setdefault(member, _Pending())
+        """Record a move and pair the member's moves into migrations, in time order.
+
+        A move in time order pairs at once with the oldest unpaired opposite move in
+        another room within the window. A move older than the member's newest (a late
+        op for another room, or a snapshot closing back to when a room was last seen)
+        re-pairs that member's moves from scratch, so the result never depends on the
+        order ops arrived in.
+        """
+        self._seq += 1
+        mine = self._moves.setdefault(member, _Moves())
+        move = _Move(ts, self._seq, kind, room)
+        if mine.moves and ts < mine.moves[-1].ts:
+            bisect.insort(mine.moves, move)
+            mine.migrations.clear()
+            mine.leaves.clear()
+            mine.joins.clear()
+            for earlier in mine.moves:
+                self._pair(member, mine, earlier)
+        else:
+            mine.moves.append(move)
+            self._pair(member, mine, move)
+
+    def _pair(self, member: str, mine: _Moves, move: _Move) -> None:
         window = self.settings.migration_window
-        for queue in (pending.leaves, pending.joins):
-            while queue and queue[0][0] < ts - window:
+        for queue in (mine.leaves, mine.joins):
+            while queue and queue[0].ts < move.ts - window:
                 queue.popleft()
-        others = pending.leaves if kind == "join" else pending.joins
-        for i, (t, other_room) in enumerate(others):
-            if other_room != room:
+        others = mine.leaves if move.kind == "join" else mine.joins
+        for i, other in enumerate(others):
+            if other.room != move.room:
                 del others[i]
-                if kind == "join":
-                    self.migrations.append(Migration(member, other_room, room, ts))
-                else:
-                    self.migrations.append(Migration(member, room, other_room, t))
+                leave, join = (other, move) if move.kind == "join" else (move, other)
+                mine.migrations.append(Migration(member, leave.room, join.room, join.ts))
                 return
-        (pending.joins if kind == "join" else pending.leaves).append((ts, room))
+        (mine.joins if move.kind == "join" else mine.leaves).append(move)
+
+    def migrations(self, member: str | None = None) -> Iterator[Migration]:
+        """Migrations of `member` (of everyone if None), each member's in time order."""
+        if member is not None:
+            yield from self._moves[member].migrations if member in self._moves else ()
+            return
+        for mine in self._moves.values():
+            yield from mine.migrations
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self) -> list[tuple[str, int]]:
