@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pg_support import PgDatabase, reachable
 from support import ServerProcess
 
 _skipped: list[str] = []
@@ -23,6 +24,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and _skipped and exitstatus == 0:
         print(f"\nCI forbids skipped tests; skipped: {_skipped}", file=sys.stderr)
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgDatabase]:
+    """A database of this test run's own on the machine's PostgreSQL (skips without one)."""
+    why = reachable()
+    if why:
+        pytest.skip(why)
+    db = PgDatabase()
+    yield db
+    db.drop()
 
 
 @pytest.fixture

@@ -23,8 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tallyboard
+from pg_support import PgDatabase
 from reference import WEEKDAYS, RefCalendar, Reference, Rejected, to_seconds
 from tallyboard.errors import Conflict, InvalidEvent, NotFound
+from tallyboard.stores import EventLog, MemoryLog
 
 Instant = float | str | datetime
 Raw = dict[str, Any]
@@ -143,10 +145,9 @@ class Clock:
         return self.t
 
 
-def fresh(cal: RefCalendar, clock: Callable[[], float]) -> tuple[tallyboard.Tallyboard,
-                                                                 Reference]:
-    tb = tallyboard.open("memory://", clock=clock)
-    assert isinstance(tb, tallyboard.Tallyboard)
+def fresh(cal: RefCalendar, clock: Callable[[], float],
+          log: EventLog | None = None) -> tuple[tallyboard.Tallyboard, Reference]:
+    tb = tallyboard.Tallyboard(log or MemoryLog(), clock=clock)
     ref = Reference()
     settings_ = {"timezone": cal.timezone, "day_start": cal.day_start,
                  "week_start": cal.week_start}
@@ -170,11 +171,24 @@ def record_both(tb: tallyboard.Tallyboard, ref: Reference, batch: list[Raw], now
     assert (got.accepted, got.duplicates) == want, batch
 
 
-def build(sc: Scenario) -> tuple[tallyboard.Tallyboard, Reference]:
-    tb, ref = fresh(sc.cal, lambda: NOW)
+def build(sc: Scenario, pg: PgDatabase | None = None) -> tuple[tallyboard.Tallyboard,
+                                                               Reference]:
+    """Both sides fed the scenario; with `pg`, the engine writes to PostgreSQL and is then
+    rebuilt from that log alone, so every answer also checks the replay."""
+    tb, ref = fresh(sc.cal, lambda: NOW, pg.log() if pg else None)
     for space, batch in sc.batches:
         record_both(tb, ref, batch, NOW, space)
+    if pg:
+        tb = tallyboard.Tallyboard(pg.log(empty=False), clock=lambda: NOW)
     return tb, ref
+
+
+LOGS = pytest.mark.parametrize("log", ["memory", "postgres"])
+
+
+def database(request: pytest.FixtureRequest, log: str) -> PgDatabase | None:
+    """The test run's PostgreSQL database when `log` asks for it (skips without one)."""
+    return request.getfixturevalue("postgres") if log == "postgres" else None
 
 
 def known(ref: Reference, space: str) -> bool:
@@ -225,10 +239,12 @@ def test_every_2026_day_matches_reference(zone: str, day_start: str) -> None:
 
 
 # ---- fixed clock, queries at any instant -----------------------------------------------------
+@LOGS
 @FAST
 @given(sc=scenarios(), data=st.data())
-def test_sum_and_series(sc: Scenario, data: st.DataObject) -> None:
-    tb, ref = build(sc)
+def test_sum_and_series(sc: Scenario, data: st.DataObject, log: str,
+                        request: pytest.FixtureRequest) -> None:
+    tb, ref = build(sc, database(request, log))
     for _ in range(6):
         space = data.draw(st.sampled_from(SPACES))
         member = data.draw(st.sampled_from(MEMBERS))
@@ -258,10 +274,12 @@ def test_sum_and_series(sc: Scenario, data: st.DataObject) -> None:
         assert [asdict(p) for p in points] == want, (step, start, end)
 
 
+@LOGS
 @FAST
 @given(sc=scenarios(), data=st.data())
-def test_leaderboard_and_rank(sc: Scenario, data: st.DataObject) -> None:
-    tb, ref = build(sc)
+def test_leaderboard_and_rank(sc: Scenario, data: st.DataObject, log: str,
+                              request: pytest.FixtureRequest) -> None:
+    tb, ref = build(sc, database(request, log))
     for _ in range(8):
         space = data.draw(st.sampled_from(SPACES))
         window = data.draw(st.sampled_from([*WINDOWS, "range", "range"]))
@@ -298,10 +316,12 @@ def test_leaderboard_and_rank(sc: Scenario, data: st.DataObject) -> None:
                                               space=space, tag=tag), (window, at)
 
 
+@LOGS
 @FAST
 @given(sc=scenarios(), data=st.data())
-def test_streak(sc: Scenario, data: st.DataObject) -> None:
-    tb, ref = build(sc)
+def test_streak(sc: Scenario, data: st.DataObject, log: str,
+                request: pytest.FixtureRequest) -> None:
+    tb, ref = build(sc, database(request, log))
     for _ in range(6):
         member = data.draw(st.sampled_from(MEMBERS))
         minimum = data.draw(st.integers(1, 5))
@@ -316,12 +336,14 @@ def test_streak(sc: Scenario, data: st.DataObject) -> None:
         assert got.to_dict() == want, (at, zone, day_start)
 
 
+@LOGS
 @settings(max_examples=40, deadline=None)
 @given(sc=scenarios(), new=calendars, data=st.data())
-def test_calendar_change_rebuilds(sc: Scenario, new: RefCalendar, data: st.DataObject) -> None:
+def test_calendar_change_rebuilds(sc: Scenario, new: RefCalendar, data: st.DataObject,
+                                  log: str, request: pytest.FixtureRequest) -> None:
     """§6: a calendar change with data is a Conflict, or with rebuild the new calendar's
     answers for the same events."""
-    tb, ref = build(sc)
+    tb, ref = build(sc, database(request, log))
     changes = {"timezone": new.timezone, "day_start": new.day_start,
                "week_start": new.week_start}
     has_data = any(e.space == "default" for e in ref.events)
@@ -365,15 +387,18 @@ OPS = st.one_of(
 )
 
 
+@LOGS
 @settings(max_examples=150, deadline=None)
 @given(cal=calendars, data=st.data(), ops=st.lists(OPS, min_size=3, max_size=30))
 def test_hot_boards_follow_the_clock(cal: RefCalendar, data: st.DataObject,
-                                     ops: list[tuple[Any, ...]]) -> None:
+                                     ops: list[tuple[Any, ...]], log: str,
+                                     request: pytest.FixtureRequest) -> None:
     """Queries "as of now" (hot boards, updated incrementally) equal the model at the
     clock's time after any interleaving of writes, queries and clock moves."""
     clock = Clock(data.draw(instants(boundaries(cal))))
     began = clock.t
-    tb, ref = fresh(cal, clock)
+    pg = database(request, log)
+    tb, ref = fresh(cal, clock, pg.log() if pg else None)
     for op in ops:
         kind, args = op[0], op[1:]
         if kind == "advance":

@@ -49,8 +49,9 @@ def open(url_or_path: str = "./tallyboard-data", *, clock: Callable[[], float] =
     """Open a tallyboard: embedded from a path or URL, or a client of a running server.
 
     `url_or_path` is a data directory (``./tallyboard-data``), ``sqlite:///file``,
-    ``memory://`` (nothing kept) or ``http(s)://host:port`` (a server; `key` is its API
-    key). An embedded store rebuilds its state from the durable log on open; `options`
+    ``postgresql://user@host/db`` (the durable log in PostgreSQL), ``memory://``
+    (nothing kept) or ``http(s)://host:port`` (a server; `key` is its API key). An
+    embedded store rebuilds its state from the durable log on open; `options`
     go to `Tallyboard` (``default_config``, ``skew``, ``id_retention``).
     """
     if url_or_path.startswith(("http://", "https://")):

@@ -50,8 +50,8 @@ def _store_options(fn: Any) -> Any:
 
 
 @contextmanager
-def _opened(data: Path, url: str | None, key: str | None) -> Iterator[Tallyboard |
-                                                                       RemoteTallyboard]:
+def _opened(data: Path | str, url: str | None,
+            key: str | None) -> Iterator[Tallyboard | RemoteTallyboard]:
     try:
         if url:
             tb: Tallyboard | RemoteTallyboard = open_tallyboard(url, key=key)
@@ -104,7 +104,8 @@ def main(verbose: int) -> None:
                                                          path_type=Path),
               help="TOML config file (see docs/configuration.md).")
 @click.option("--store", help="Hot store URL; only the embedded memory store for now.")
-@click.option("--log", "log_url", help="Durable log URL: sqlite:///path/file.sqlite3.")
+@click.option("--log", "log_url", help="Durable log URL: sqlite:///path/file.sqlite3 or "
+                                      "postgresql://user@host/db.")
 def serve(host: str | None, port: int | None, data: Path | None, config_file: Path | None,
           store: str | None, log_url: str | None) -> None:
     """Run the HTTP API, dashboard and /metrics.
@@ -475,16 +476,22 @@ def migrations(start: str | None, end: str | None, member: str | None, data: Pat
 @main.command()
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path),
               default=Path("tallyboard-data"), show_default=True)
+@click.option("--log", "log_url", help="Durable log URL instead of --data, e.g. "
+                                      "postgresql://user@host/db.")
 @click.option("--metric", help="Also replay this metric alone (as PUT ?rebuild=true does).")
 @click.option("--space", default="default", show_default=True)
-def rebuild(data: Path, metric: str | None, space: str) -> None:
+def rebuild(data: Path, log_url: str | None, metric: str | None, space: str) -> None:
     """Rebuild state from the durable log and report what it holds.
 
     The embedded store always rebuilds on start; this checks the log reads back whole and
     says how long it takes.
+
+    \b
+        tallyboard rebuild --data ./tallyboard-data
+        tallyboard rebuild --log postgresql://postgres@127.0.0.1/tallyboard
     """
     started = time.perf_counter()
-    with _opened(data, None, None) as tb:
+    with _opened(log_url or data, None, None) as tb:
         assert isinstance(tb, Tallyboard)
         out.print(f"replayed {tb.events_total:,} events into "
                   f"{int(tb.stats()['metrics'])} metrics in "
@@ -492,6 +499,27 @@ def rebuild(data: Path, metric: str | None, space: str) -> None:
         if metric:
             info = tb.set_metric(metric, space=space, rebuild=True)
             out.print(f"{space}/{metric}: replayed {info.get('replayed', 0):,} events")
+
+
+@main.command()
+@click.option("--log", "log_url", required=True, envvar="TALLYBOARD_LOG",
+              help="PostgreSQL URL of the durable log (or $TALLYBOARD_LOG).")
+def migrate(log_url: str) -> None:
+    """Create or upgrade the PostgreSQL schema of the durable log.
+
+    Safe to run again and from several hosts at once (an advisory lock serialises it);
+    servers also migrate on start.
+
+    \b
+        tallyboard migrate --log postgresql://postgres@127.0.0.1:5432/tallyboard
+    """
+    from .stores.postgres import migrate as apply
+
+    try:
+        applied = apply(log_url)
+    except TallyboardError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    out.print(f"applied schema versions {applied}" if applied else "schema is up to date")
 
 
 @main.command()

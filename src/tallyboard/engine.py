@@ -165,7 +165,11 @@ class Tallyboard(PresenceEngine):
                 key = (e.space, e.metric)
                 if key not in self._metrics and key not in created:
                     created[key] = self.default_config.to_dict()
-            self.log.append(now, fresh, created)
+            known = self.log.append(now, fresh, created)
+            if known:  # ids another process sharing the log accepted first
+                self._remember_ids(fresh, now)
+                fresh = [e for i, e in enumerate(fresh) if i not in known]
+                duplicates += len(known)
             for key, cfg in created.items():
                 self._metrics[key] = MetricState(MetricConfig.from_dict(cfg))
             self._remember_ids(fresh, now)
@@ -201,7 +205,13 @@ class Tallyboard(PresenceEngine):
                     cols = cols.select(keep)
             key = (space, metric)
             created = {} if key in self._metrics else {key: self.default_config.to_dict()}
-            self.log.append(now, cols, created)
+            held = self.log.append(now, cols, created)
+            if held:  # ids another process sharing the log accepted first
+                self._remember_ids(cols, now)
+                keep = np.ones(len(cols), dtype=bool)
+                keep[list(held)] = False
+                cols = cols.select(keep)
+                duplicates += len(held)
             if created:
                 self._metrics[key] = MetricState(MetricConfig.from_dict(created[key]))
             self._remember_ids(cols, now)

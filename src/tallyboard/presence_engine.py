@@ -129,7 +129,11 @@ class PresenceEngine:
                 key = (sp, self._presence_metric_name(sp))
                 if key not in self._metrics:
                     created[key] = self._presence_config().to_dict()
-            self.log.append(now, PresenceBatch(fresh), created)
+            known = self.log.append(now, PresenceBatch(fresh), created)
+            if known:  # ids another process sharing the log accepted first
+                self._remember_ids(fresh, now)
+                fresh = [op for i, op in enumerate(fresh) if i not in known]
+                duplicates += len(known)
             for key, cfg in created.items():
                 self._metrics[key] = MetricState(MetricConfig.from_dict(cfg), presence=True)
             self._remember_ids(fresh, now)

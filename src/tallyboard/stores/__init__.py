@@ -14,13 +14,18 @@ LOG_FILE = "events.sqlite3"
 
 
 def log_from_url(url: str) -> EventLog:
-    """``memory://``, ``sqlite:///path/file.sqlite3``, or a directory path (embedded)."""
+    """``memory://``, ``sqlite:///path/file.sqlite3``, ``postgresql://...`` (migrated on
+    open), or a directory path (embedded)."""
     if url.startswith("memory://"):
         return MemoryLog()
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresLog  # psycopg loads only for PostgreSQL
+
+        return PostgresLog(url)
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         return SQLiteLog(path)
     if "://" in url:
-        raise ValueError(f"unsupported log URL {url!r}; use memory://, sqlite:///path or a "
-                         "directory")
+        raise ValueError(f"unsupported log URL {url!r}; use memory://, sqlite:///path, "
+                         "postgresql://… or a directory")
     return SQLiteLog(Path(url) / LOG_FILE)

@@ -7,7 +7,7 @@ A log is the source of truth: accepted events and metric configs, in order. Hot 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..core.columns import Columns
@@ -23,15 +23,18 @@ class EventLog(abc.ABC):
     """What every log backend guarantees.
 
     - `append` is atomic and durable: when it returns, a kill -9 of the process loses
-      none of it; when it raises, none of it was written (raise StoreUnavailable).
+      none of it; when it raises, none of it was written (raise StoreUnavailable). A log
+      shared by several processes enforces ids itself: `append` skips events whose id
+      it already holds and returns their positions (the engine then skips them too).
     - `replay` yields batches in the order they were appended.
     - Configs written with `append` or `put_config` come back from `configs`.
     """
 
     @abc.abstractmethod
     def append(self, received_at: float, events: Batch,
-               configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
-        """Durably record accepted `events` and the configs of metrics they created."""
+               configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
+        """Durably record accepted `events` and the configs of metrics they created;
+        the positions of events skipped because the log already held their id."""
 
     @abc.abstractmethod
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from ..core.columns import Columns
@@ -21,11 +21,12 @@ class MemoryLog(EventLog):
         self._closed = False
 
     def append(self, received_at: float, events: Batch,
-               configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
+               configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
         self._batches.append((received_at, events if isinstance(events, Columns | PresenceBatch)
                               else list(events)))
         for key, cfg in configs.items():
             self.put_config(key, cfg)
+        return ()  # one process: the engine's own id memory is the whole truth
 
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
         for received_at, events in self._batches:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ class SQLiteLog(EventLog):
         self._db.executescript(SCHEMA)
 
     def append(self, received_at: float, events: Batch,
-               configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
+               configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
         if isinstance(events, PresenceBatch):
             payload = orjson.dumps({"presence": [tuple(op) for op in events]})
             keys = sorted({f"{op.space}\t{PRESENCE_KEY}" for op in events})
@@ -76,6 +76,7 @@ class SQLiteLog(EventLog):
                     raise
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"the event log could not be written: {exc}") from exc
+        return ()  # one process owns the file: the engine's id memory is the whole truth
 
     def _put_configs(self, configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
         for (space, metric), cfg in configs.items():

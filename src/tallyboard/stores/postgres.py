@@ -1,0 +1,309 @@
+"""The scale-out durable log: PostgreSQL, one row per event, ids enforced by the database.
+
+Events land with COPY in a table partitioned by month of `ts` (partitions are created
+on demand), indexed for replay in append order and for per-member scans. Every id ever
+accepted is a primary key in ``tallyboard_ids``, so several API processes sharing the
+database never apply the same id twice: `append` reports the ones it already held.
+The schema is versioned; `migrate` applies what is missing (``tallyboard migrate``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ..core.columns import Columns
+from ..core.events import Event
+from ..errors import StoreUnavailable
+from ..presence.ledger import PresenceOp
+from ..presence.ops import PresenceBatch
+from .base import PRESENCE_KEY, Batch, EventLog, MetricKey
+
+MIGRATIONS: list[str] = [
+    # 1: batches, events partitioned by month of ts, ids, presence operations, configs
+    """
+    CREATE TABLE tallyboard_batches (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        received_at double precision NOT NULL
+    );
+    CREATE TABLE tallyboard_events (
+        seq bigint NOT NULL, pos integer NOT NULL,
+        space text NOT NULL, metric text NOT NULL, member text NOT NULL,
+        ts bigint NOT NULL, value bigint NOT NULL, tags jsonb, id text
+    ) PARTITION BY RANGE (ts);
+    CREATE TABLE tallyboard_events_default PARTITION OF tallyboard_events DEFAULT;
+    CREATE INDEX tallyboard_events_replay ON tallyboard_events (seq, pos);
+    CREATE INDEX tallyboard_events_member ON tallyboard_events (space, metric, member, ts);
+    CREATE TABLE tallyboard_ids (
+        space text NOT NULL, id text NOT NULL, seq bigint NOT NULL,
+        PRIMARY KEY (space, id)
+    );
+    CREATE TABLE tallyboard_presence (
+        seq bigint NOT NULL, pos integer NOT NULL, space text NOT NULL, type text NOT NULL,
+        room text NOT NULL, member text, members text[], ts bigint NOT NULL, id text,
+        PRIMARY KEY (seq, pos)
+    );
+    CREATE INDEX tallyboard_presence_space ON tallyboard_presence (space, seq, pos);
+    CREATE TABLE tallyboard_metrics (
+        space text NOT NULL, metric text NOT NULL, config jsonb NOT NULL,
+        PRIMARY KEY (space, metric)
+    );
+    """,
+]
+_LOCK = 7_311_846_120  # advisory lock serialising migrations and partition creation
+EVENT_COLUMNS = "(seq, pos, space, metric, member, ts, value, tags, id)"
+
+
+def migrate(url: str) -> list[int]:
+    """Apply the schema versions `url`'s database lacks; the versions applied."""
+    try:
+        with psycopg.connect(url) as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+            db.execute("CREATE TABLE IF NOT EXISTS tallyboard_schema (version integer PRIMARY "
+                       "KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            row = db.execute("SELECT coalesce(max(version), 0) FROM tallyboard_schema").fetchone()
+            have = row[0] if row else 0
+            applied = []
+            for version, sql in enumerate(MIGRATIONS[have:], start=have + 1):
+                db.execute(sql.encode())  # static DDL, several statements
+                db.execute("INSERT INTO tallyboard_schema (version) VALUES (%s)", (version,))
+                applied.append(version)
+            return applied
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"PostgreSQL could not be migrated: {exc}") from exc
+
+
+def _month(ts: int) -> tuple[str, int, int]:
+    """The partition holding second `ts`: its name and ``[start, end)`` in Unix seconds."""
+    d = datetime.fromtimestamp(ts, UTC)
+    start = datetime(d.year, d.month, 1, tzinfo=UTC)
+    end = datetime(d.year + d.month // 12, d.month % 12 + 1, 1, tzinfo=UTC)
+    return f"tallyboard_events_y{d.year:04d}m{d.month:02d}", int(start.timestamp()), \
+        int(end.timestamp())
+
+
+def _event_rows(events: Batch) -> Iterator[tuple[str, str, str, int, int, str | None,
+                                                 str | None]]:
+    """``(space, metric, member, ts, value, tags JSON, id)`` of each event, in order."""
+    if isinstance(events, Columns):
+        keys = list(events.tags)
+        ids: Iterable[str | None] = events.ids or itertools.repeat(None)
+        for i, (member, sec, value, eid) in enumerate(zip(
+                events.members, events.secs.tolist(), events.values.tolist(), ids,
+                strict=False)):
+            tags = {k: events.tags[k][i] for k in keys if events.tags[k][i] is not None}
+            yield (events.space, events.metric, member, sec, value,
+                   orjson.dumps(tags).decode() if tags else None, eid)
+        return
+    for e in events:
+        assert isinstance(e, Event)
+        yield (e.space, e.metric, e.member, e.ts, e.value,
+               orjson.dumps(dict(e.tags)).decode() if e.tags else None, e.id)
+
+
+def _space_and_id(events: Batch) -> list[tuple[int, str, str]]:
+    """``(position, space, id)`` of each event or operation that has an id."""
+    if isinstance(events, Columns):
+        return [(i, events.space, eid) for i, eid in enumerate(events.ids or ())]
+    return [(i, e.space, e.id) for i, e in enumerate(events)
+            if isinstance(e, Event | PresenceOp) and e.id is not None]
+
+
+class PostgresLog(EventLog):
+    """Durable log in PostgreSQL; safe to share between threads and between processes."""
+
+    def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._partitions: set[str] = set()
+        if auto_migrate:
+            migrate(url)
+        self._db = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.url, connect_timeout=5)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        """The connection, reopened if the server dropped it (a restart, a failover)."""
+        if self._db.closed or self._db.broken:
+            self._db = self._connect()
+        return self._db
+
+    # ---- writes ---------------------------------------------------------------------------
+    def append(self, received_at: float, events: Batch,
+               configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
+        with self._lock:
+            try:
+                db = self._conn()
+                with db.transaction():
+                    known = self._write(db, received_at, events, configs)
+                return known
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"the event log could not be written: {exc}") from exc
+
+    def _write(self, db: psycopg.Connection[Any], received_at: float, events: Batch,
+               configs: Mapping[MetricKey, Mapping[str, Any]]) -> frozenset[int]:
+        known: frozenset[int] = frozenset()
+        if len(events):
+            row = db.execute("INSERT INTO tallyboard_batches (received_at) VALUES (%s) "
+                             "RETURNING seq", (received_at,)).fetchone()
+            assert row is not None
+            seq = row[0]
+            known = self._claim_ids(db, seq, events)
+            if isinstance(events, PresenceBatch):
+                self._copy_presence(db, seq, events, known)
+            else:
+                self._copy_events(db, seq, events, known)
+        self._put_configs(db, configs)
+        return known
+
+    @staticmethod
+    def _claim_ids(db: psycopg.Connection[Any], seq: int, events: Batch) -> frozenset[int]:
+        """Insert the batch's ids; the positions of those the database already held."""
+        wanted = _space_and_id(events)
+        if not wanted:
+            return frozenset()
+        spaces = [s for _, s, _ in wanted]
+        ids = [eid for _, _, eid in wanted]
+        new = set(db.execute(
+            "INSERT INTO tallyboard_ids (space, id, seq) SELECT s, i, %s FROM "
+            "unnest(%s::text[], %s::text[]) AS t(s, i) ON CONFLICT DO NOTHING "
+            "RETURNING space, id", (seq, spaces, ids)).fetchall())
+        return frozenset(i for i, s, eid in wanted if (s, eid) not in new)
+
+    def _copy_events(self, db: psycopg.Connection[Any], seq: int, events: Batch,
+                     known: frozenset[int]) -> None:
+        rows = [(seq, pos, *row) for pos, row in enumerate(_event_rows(events))
+                if pos not in known]
+        self._ensure_partitions(db, {r[5] for r in rows})
+        with db.cursor().copy(f"COPY tallyboard_events {EVENT_COLUMNS} FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(r)
+
+    def _ensure_partitions(self, db: psycopg.Connection[Any], secs: Iterable[int]) -> None:
+        months = {_month(s) for s in {s - s % 86400 for s in secs}}
+        missing = [m for m in months if m[0] not in self._partitions]
+        if not missing:
+            return
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        for name, start, end in missing:
+            exists = db.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+            if exists is None or exists[0] is None:
+                db.execute(f"CREATE TABLE {name} PARTITION OF tallyboard_events "
+                           f"FOR VALUES FROM ({start}) TO ({end})")
+        self._partitions.update(m[0] for m in missing)
+
+    @staticmethod
+    def _copy_presence(db: psycopg.Connection[Any], seq: int, ops: PresenceBatch,
+                       known: frozenset[int]) -> None:
+        with db.cursor().copy("COPY tallyboard_presence (seq, pos, space, type, room, member,"
+                              " members, ts, id) FROM STDIN") as copy:
+            for pos, op in enumerate(ops):
+                if pos not in known:
+                    copy.write_row((seq, pos, op.space, op.type, op.room, op.member,
+                                    None if op.members is None else list(op.members), op.ts,
+                                    op.id))
+
+    @staticmethod
+    def _put_configs(db: psycopg.Connection[Any],
+                     configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
+        for (space, metric), cfg in configs.items():
+            db.execute("INSERT INTO tallyboard_metrics VALUES (%s, %s, %s) ON CONFLICT "
+                       "(space, metric) DO UPDATE SET config = EXCLUDED.config",
+                       (space, metric, Jsonb(dict(cfg))))
+
+    def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
+        with self._lock:
+            try:
+                db = self._conn()
+                with db.transaction():
+                    self._put_configs(db, {key: config})
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"the config could not be written: {exc}") from exc
+
+    # ---- reads ------------------------------------------------------------------------------
+    def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
+        """Batches in append order, streamed from server-side cursors on a connection of
+        their own (a replay may outlast many appends)."""
+        try:
+            with psycopg.connect(self.url) as db:
+                streams: list[Iterator[tuple[int, float, Batch]]] = []
+                if metric is None or metric[1] != PRESENCE_KEY:
+                    streams.append(self._replay_events(db, metric))
+                if metric is None or metric[1] == PRESENCE_KEY:
+                    streams.append(self._replay_presence(db, None if metric is None
+                                                         else metric[0]))
+                for _, received_at, batch in heapq.merge(*streams, key=lambda x: x[0]):
+                    yield received_at, batch
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the event log could not be read: {exc}") from exc
+
+    @staticmethod
+    def _replay_events(db: psycopg.Connection[Any],
+                       metric: MetricKey | None) -> Iterator[tuple[int, float, Batch]]:
+        where, args = ("WHERE e.space = %s AND e.metric = %s", metric) if metric else ("", ())
+        with db.cursor(name="tallyboard_replay_events") as cur:
+            cur.itersize = 20_000
+            cur.execute("SELECT e.seq, b.received_at, e.space, e.metric, e.member, e.ts, "
+                        "e.value, e.tags, e.id FROM tallyboard_events e JOIN "
+                        f"tallyboard_batches b USING (seq) {where} ORDER BY e.seq, e.pos", args)
+            for (seq, received_at), rows in itertools.groupby(cur, key=lambda r: (r[0], r[1])):
+                yield seq, received_at, [Event(*r[2:]) for r in rows]
+
+    @staticmethod
+    def _replay_presence(db: psycopg.Connection[Any],
+                         space: str | None) -> Iterator[tuple[int, float, Batch]]:
+        where, args = ("WHERE p.space = %s", (space,)) if space is not None else ("", ())
+        with db.cursor(name="tallyboard_replay_presence") as cur:
+            cur.itersize = 20_000
+            cur.execute("SELECT p.seq, b.received_at, p.space, p.type, p.room, p.member, "
+                        "p.members, p.ts, p.id FROM tallyboard_presence p JOIN "
+                        f"tallyboard_batches b USING (seq) {where} ORDER BY p.seq, p.pos", args)
+            for (seq, received_at), rows in itertools.groupby(cur, key=lambda r: (r[0], r[1])):
+                yield seq, received_at, PresenceBatch(
+                    PresenceOp(r[2], r[3], r[4], r[5], None if r[6] is None else tuple(r[6]),
+                               r[7], r[8]) for r in rows)
+
+    def configs(self) -> dict[MetricKey, dict[str, Any]]:
+        with self._lock:
+            try:
+                rows = self._conn().execute(
+                    "SELECT space, metric, config FROM tallyboard_metrics").fetchall()
+                self._db.rollback()
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"the configs could not be read: {exc}") from exc
+        return {(s, m): dict(c) for s, m, c in rows}
+
+    def size_bytes(self) -> int:
+        with self._lock:
+            try:
+                row = self._conn().execute(
+                    "SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM pg_class "
+                    "WHERE relname LIKE 'tallyboard\\_%%' AND relkind = 'r'").fetchone()
+                self._db.rollback()
+            except psycopg.Error:
+                return 0
+        return int(row[0]) if row else 0
+
+    def ping(self) -> None:
+        with self._lock:
+            try:
+                self._conn().execute("SELECT 1").fetchone()
+                self._db.rollback()
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"PostgreSQL does not answer: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
