@@ -110,17 +110,39 @@ class GrowingBoard:
         return sum(int(g.bisect_left((-(score - rate * hi), member)))
                    for rate, g in self._groups.items())
 
-    def _ordered(self) -> Iterator[tuple[int, str]]:
-        """``(-score, member)`` of every listed member, best first."""
+    def _before(self, neg: int, member: str) -> int:
+        """How many listed members sort before the entry ``(-score, member)``."""
         assert self.hi is not None
         hi = self.hi
-        return heapq.merge(*(self._stream(rate, hi) for rate in self._groups))
+        return sum(int(g.bisect_left((neg + rate * hi, member)))
+                   for rate, g in self._groups.items())
 
-    def _stream(self, rate: int, hi: int) -> Iterator[tuple[int, str]]:
-        """One rate's listed members as ``(-score, member)``, in order."""
-        for neg, member in self._groups[rate].islice(0, self._listed(rate)):
+    def _first_at(self, rate: int, start: int) -> int:
+        """How many of a rate's listed members sit before global position `start`."""
+        assert self.hi is not None
+        group, shift = self._groups[rate], rate * self.hi
+        lo, up = 0, self._listed(rate)
+        while lo < up:
+            mid = (lo + up) // 2
+            neg, member = group[mid]
+            if self._before(neg - shift, member) < start:
+                lo = mid + 1
+            else:
+                up = mid
+        return lo
+
+    def _stream(self, rate: int, hi: int, first: int) -> Iterator[tuple[int, str]]:
+        """One rate's listed members from local index `first` as ``(-score, member)``."""
+        for neg, member in self._groups[rate].islice(first, self._listed(rate)):
             yield neg - rate * hi, member
 
     def entries(self, start: int, stop: int) -> list[Entry]:
+        """Entries at positions ``[start, stop)``: each rate's list is entered where the
+        global position `start` falls in it (a binary search, not a walk from the top),
+        then the lists are merged."""
+        assert self.hi is not None
+        hi = self.hi
+        merged = heapq.merge(*(self._stream(rate, hi, self._first_at(rate, start) if start
+                                            else 0) for rate in self._groups))
         return [Entry(self.rank_of(-neg), m, -neg)
-                for neg, m in islice(self._ordered(), start, stop)]
+                for neg, m in islice(merged, max(0, stop - start))]
