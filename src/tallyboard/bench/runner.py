@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import platform
+import queue
 import random
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,6 @@ def _quiet(description: str, done: int, total: int) -> None:
 def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
               http: bool = True, progress: Progress = _quiet) -> dict[str, Any]:
     """All requested workloads (and "presence") as one JSON-able result."""
-    tune_gc()
     now = int(time.time()) - 1
     results: dict[str, Any] = {
         "command": _command(names, scale, queries, http),
@@ -47,14 +49,37 @@ def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
                     "date": datetime.now(UTC).strftime("%Y-%m-%d")},
         "scale": scale, "queries": queries, "workloads": {}}
     for name in names:
-        with tempfile.TemporaryDirectory(prefix=f"tallyboard-bench-{name}-") as tmp:
-            if name == "presence":
-                results["presence"] = run_presence(Path(tmp), scale, queries, progress)
-            else:
-                workload = WORKLOADS[name](scale, now)
-                results["workloads"][name] = _run_workload(workload, Path(tmp), queries,
-                                                           http, progress)
+        got = _in_fresh_process(progress, name, scale, queries, http, now)
+        if name == "presence":
+            results["presence"] = got
+        else:
+            results["workloads"][name] = got
     return results
+
+
+def _in_fresh_process(progress: Progress, *job: Any) -> dict[str, Any]:
+    """Run one workload in a fresh interpreter, relaying its progress: memory figures
+    then count that workload alone, not what earlier ones left in the allocator."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        updates = manager.Queue()
+        future = pool.submit(_workload_job, updates, *job)
+        while not (future.done() and updates.empty()):
+            with contextlib.suppress(queue.Empty):
+                progress(*updates.get(timeout=0.2))
+        return future.result()
+
+
+def _workload_job(updates: Any, name: str, scale: float, queries: int, http: bool,
+                  now: int) -> dict[str, Any]:
+    def progress(description: str, done: int, total: int) -> None:
+        updates.put((description, done, total))
+
+    tune_gc()
+    with tempfile.TemporaryDirectory(prefix=f"tallyboard-bench-{name}-") as tmp:
+        if name == "presence":
+            return run_presence(Path(tmp), scale, queries, progress)
+        return _run_workload(WORKLOADS[name](scale, now), Path(tmp), queries, http, progress)
 
 
 def _command(names: list[str], scale: float, queries: int, http: bool) -> str:
