@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -249,31 +249,38 @@ class PostgresLog(EventLog):
         except psycopg.Error as exc:
             raise StoreUnavailable(f"the event log could not be read: {exc}") from exc
 
-    @staticmethod
-    def _replay_events(db: psycopg.Connection[Any],
+    @classmethod
+    def _replay_events(cls, db: psycopg.Connection[Any],
                        metric: MetricKey | None) -> Iterator[tuple[int, float, Batch]]:
         where, args = ("WHERE e.space = %s AND e.metric = %s", metric) if metric else ("", ())
-        with db.cursor(name="tallyboard_replay_events") as cur:
-            cur.itersize = 20_000
-            cur.execute("SELECT e.seq, b.received_at, e.space, e.metric, e.member, e.ts, "
-                        "e.value, e.tags, e.id FROM tallyboard_events e JOIN "
-                        f"tallyboard_batches b USING (seq) {where} ORDER BY e.seq, e.pos", args)
-            for (seq, received_at), rows in itertools.groupby(cur, key=lambda r: (r[0], r[1])):
-                yield seq, received_at, [Event(*r[2:]) for r in rows]
+        return cls._batches(db, "events", (
+            "SELECT e.seq, b.received_at, e.space, e.metric, e.member, e.ts, e.value, e.tags, "
+            "e.id FROM tallyboard_events e JOIN tallyboard_batches b USING (seq) "
+            f"{where} ORDER BY e.seq, e.pos"), args,
+            lambda rows: [Event(*r[2:]) for r in rows])
 
-    @staticmethod
-    def _replay_presence(db: psycopg.Connection[Any],
+    @classmethod
+    def _replay_presence(cls, db: psycopg.Connection[Any],
                          space: str | None) -> Iterator[tuple[int, float, Batch]]:
         where, args = ("WHERE p.space = %s", (space,)) if space is not None else ("", ())
-        with db.cursor(name="tallyboard_replay_presence") as cur:
+        return cls._batches(db, "presence", (
+            "SELECT p.seq, b.received_at, p.space, p.type, p.room, p.member, p.members, p.ts, "
+            "p.id FROM tallyboard_presence p JOIN tallyboard_batches b USING (seq) "
+            f"{where} ORDER BY p.seq, p.pos"), args,
+            lambda rows: PresenceBatch(
+                PresenceOp(r[2], r[3], r[4], r[5], None if r[6] is None else tuple(r[6]),
+                           r[7], r[8]) for r in rows))
+
+    @staticmethod
+    def _batches(db: psycopg.Connection[Any], name: str, sql: str, args: Sequence[Any],
+                 make: Callable[[Iterable[tuple[Any, ...]]], Batch]
+                 ) -> Iterator[tuple[int, float, Batch]]:
+        """Rows ``(seq, received_at, ...)`` from a server-side cursor, one batch per seq."""
+        with db.cursor(name=f"tallyboard_replay_{name}") as cur:
             cur.itersize = 20_000
-            cur.execute("SELECT p.seq, b.received_at, p.space, p.type, p.room, p.member, "
-                        "p.members, p.ts, p.id FROM tallyboard_presence p JOIN "
-                        f"tallyboard_batches b USING (seq) {where} ORDER BY p.seq, p.pos", args)
+            cur.execute(sql.encode(), args)
             for (seq, received_at), rows in itertools.groupby(cur, key=lambda r: (r[0], r[1])):
-                yield seq, received_at, PresenceBatch(
-                    PresenceOp(r[2], r[3], r[4], r[5], None if r[6] is None else tuple(r[6]),
-                               r[7], r[8]) for r in rows)
+                yield seq, received_at, make(rows)
 
     def configs(self) -> dict[MetricKey, dict[str, Any]]:
         with self._lock:
