@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -101,4 +102,37 @@ class OwnPostgres:
         """Kill the server if it runs and delete its files."""
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class OwnRedis:
+    """A redis-server of a test's own on a free port (append-only file on, fsync always)."""
+
+    def __init__(self) -> None:
+        from support import free_port
+
+        self.root = Path(tempfile.mkdtemp(prefix="tallyboard-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.root), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            with contextlib.suppress(redis.ConnectionError):
+                client.ping()
+                return
+            time.sleep(0.025)
+        raise RuntimeError("redis-server did not start")
+
+    def remove(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
         shutil.rmtree(self.root, ignore_errors=True)

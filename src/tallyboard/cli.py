@@ -28,7 +28,7 @@ from . import open as open_tallyboard
 from .client import RemoteTallyboard
 from .engine import Tallyboard, tune_gc
 from .errors import InvalidEvent, TallyboardError
-from .settings import load_settings
+from .settings import Settings, load_settings
 
 console = Console(stderr=True)
 out = Console()
@@ -106,13 +106,21 @@ def main(verbose: int) -> None:
 @click.option("--store", help="Hot store URL; only the embedded memory store for now.")
 @click.option("--log", "log_url", help="Durable log URL: sqlite:///path/file.sqlite3 or "
                                       "postgresql://user@host/db.")
+@click.option("--durability", type=click.Choice(["sync", "buffered"]),
+              help="sync (default): 200 after the log's commit; buffered: 200 once the batch "
+                   "is in a Redis Stream (--buffer), flushed to PostgreSQL behind.")
+@click.option("--buffer", "buffer_url", help="Redis URL of the write buffer (buffered).")
 def serve(host: str | None, port: int | None, data: Path | None, config_file: Path | None,
-          store: str | None, log_url: str | None) -> None:
+          store: str | None, log_url: str | None, durability: str | None,
+          buffer_url: str | None) -> None:
     """Run the HTTP API, dashboard and /metrics.
 
     \b
     Settings come from --config FILE, then TALLYBOARD_* variables, then these flags:
         tallyboard serve --port 9000 --data /var/lib/tallyboard
+        tallyboard serve --log postgresql://postgres@127.0.0.1/tallyboard
+        tallyboard serve --log postgresql://postgres@127.0.0.1/tallyboard \\
+            --durability buffered --buffer redis://127.0.0.1:6379/0
     Open http://127.0.0.1:8080/ for the dashboard and /docs for the API.
     """
     import uvicorn
@@ -120,7 +128,8 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
     from .api import create_app
 
     try:
-        settings = load_settings(config_file, host=host, port=port, data=data, log=log_url)
+        settings = load_settings(config_file, host=host, port=port, data=data, log=log_url,
+                                 durability=durability, buffer=buffer_url)
     except ValidationError as exc:
         raise click.ClickException(f"invalid settings:\n{exc}") from None
     if store and not store.startswith("memory://"):
@@ -133,7 +142,7 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
                         "%(message)s")
     with console.status(f"rebuilding state from {settings.log_url} …"):
         engine = Tallyboard(
-            _log(settings.log_url), default_config=settings.metric_defaults,
+            _log(settings), default_config=settings.metric_defaults,
             skew=settings.skew_seconds, id_retention=settings.id_retention_days * 86400)
     tune_gc()
     console.print(f"[green]tallyboard[/] {engine.events_total:,} events loaded in "
@@ -146,10 +155,17 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
         engine.close()
 
 
-def _log(url: str) -> Any:
-    from .stores import log_from_url
+def _log(settings: Settings) -> Any:
+    from .stores import buffered_log, log_from_url
 
-    return log_from_url(url)
+    try:
+        if settings.durability == "buffered":
+            assert settings.buffer is not None  # checked by Settings
+            return buffered_log(settings.log_url, settings.buffer,
+                                settings.buffer_max_entries)
+        return log_from_url(settings.log_url)
+    except TallyboardError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
 
 def _is_loopback(host: str) -> bool:

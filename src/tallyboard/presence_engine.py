@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .core.config import MetricConfig
@@ -37,6 +37,7 @@ class PresenceEngine:
     _metrics: dict[MetricKey, MetricState]
     _dedupe: Callable[[list[Any]], tuple[list[Any], int]]
     _remember_ids: Callable[[Any, float], None]
+    _append: Callable[[float, Any, Mapping[MetricKey, Mapping[str, Any]]], Collection[int]]
     _ledgers: dict[str, PresenceLedger]
     _presence_settings: dict[str, PresenceSettings]
 
@@ -129,7 +130,7 @@ class PresenceEngine:
                 key = (sp, self._presence_metric_name(sp))
                 if key not in self._metrics:
                     created[key] = self._presence_config().to_dict()
-            known = self.log.append(now, PresenceBatch(fresh), created)
+            known = self._append(now, PresenceBatch(fresh), created)
             if known:  # ids another process sharing the log accepted first
                 self._remember_ids(fresh, now)
                 fresh = [op for i, op in enumerate(fresh) if i not in known]

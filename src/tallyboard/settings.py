@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     port: int = 8080
     data: Path = Path("tallyboard-data")
     log: str | None = None
+    durability: Literal["sync", "buffered"] = "sync"
+    buffer: str | None = None
+    buffer_max_entries: int = Field(default=100_000, ge=1)
     keys: list[ApiKey] = []
     skew_seconds: float = 60.0
     id_retention_days: float = 7.0
@@ -54,6 +57,14 @@ class Settings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(f"default_metric.{exc.setting}: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _check_buffer(self) -> Settings:
+        if self.durability == "buffered" and not (
+                self.buffer and (self.log or "").startswith(("postgresql://", "postgres://"))):
+            raise ValueError("durability = 'buffered' needs buffer = 'redis://…' and a "
+                             "PostgreSQL log = 'postgresql://…'")
+        return self
 
     @property
     def log_url(self) -> str:

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..engine import Tallyboard
+from ..stores.buffered import BufferedLog
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -48,6 +49,26 @@ class Telemetry:
               registry=r).set_function(lambda: stats()["log_bytes"])
         Gauge("tallyboard_rebuild_seconds", "Seconds the last rebuild from the log took",
               registry=r).set_function(lambda: stats()["rebuild_seconds"])
+        engine.on_append = Histogram(
+            "tallyboard_log_append_seconds", "Time to make one request durable (the log's "
+            "commit: SQLite fsync, PostgreSQL commit, or the Redis Stream add)",
+            buckets=LATENCY_BUCKETS, registry=r).observe
+        if isinstance(engine.log, BufferedLog):
+            self._buffer_gauges(engine.log)
+
+    def _buffer_gauges(self, buffer: BufferedLog) -> None:
+        """What buffered durability owes PostgreSQL, and how the flusher keeps up."""
+        r = self.registry
+        Gauge("tallyboard_flush_lag_seconds", "Age of the oldest batch not yet flushed to "
+              "PostgreSQL", registry=r).set_function(buffer.lag_seconds)
+        Gauge("tallyboard_buffer_batches", "Batches in the Redis Stream (flushed ones "
+              "leave it)", registry=r).set_function(buffer.backlog)
+        Gauge("tallyboard_flush_batch_size", "Stream entries moved by the last flush",
+              registry=r).set_function(lambda: buffer.stats["last_flush_size"])
+        Gauge("tallyboard_flush_seconds", "Time the last flush took (PostgreSQL commits)",
+              registry=r).set_function(lambda: buffer.stats["last_flush_seconds"])
+        Gauge("tallyboard_flush_errors", "Flushes that failed (retried) since start",
+              registry=r).set_function(lambda: buffer.stats["flush_errors"])
 
 
 class TelemetryMiddleware:

@@ -8,9 +8,17 @@ from .base import EventLog
 from .memory import MemoryLog
 from .sqlite import SQLiteLog
 
-__all__ = ["EventLog", "MemoryLog", "SQLiteLog", "log_from_url"]
+__all__ = ["EventLog", "MemoryLog", "SQLiteLog", "buffered_log", "log_from_url"]
 
 LOG_FILE = "events.sqlite3"
+
+
+def buffered_log(url: str, buffer: str, max_entries: int = 100_000) -> EventLog:
+    """Buffered durability: a Redis Stream at `buffer` in front of PostgreSQL at `url`."""
+    from .buffered import BufferedLog
+    from .postgres import PostgresLog
+
+    return BufferedLog(PostgresLog(url), buffer, max_entries=max_entries)
 
 
 def log_from_url(url: str) -> EventLog:

@@ -57,6 +57,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (space, metric)
     );
     """,
+    # 2: the buffer entry a batch was flushed from, so a repeated flush is a no-op
+    """
+    ALTER TABLE tallyboard_batches ADD COLUMN source text UNIQUE;
+    """,
 ]
 _LOCK = 7_311_846_120  # advisory lock serialising migrations and partition creation
 EVENT_COLUMNS = "(seq, pos, space, metric, member, ts, value, tags, id)"
@@ -152,13 +156,28 @@ class PostgresLog(EventLog):
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"the event log could not be written: {exc}") from exc
 
+    def append_once(self, source: str, received_at: float, events: Batch,
+                    configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
+        """`append`, unless the batch from `source` (a buffer entry) was committed before:
+        a flush repeated after a crash changes nothing."""
+        with self._lock:
+            try:
+                db = self._conn()
+                with db.transaction():
+                    return self._write(db, received_at, events, configs, source)
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"the event log could not be written: {exc}") from exc
+
     def _write(self, db: psycopg.Connection[Any], received_at: float, events: Batch,
-               configs: Mapping[MetricKey, Mapping[str, Any]]) -> frozenset[int]:
+               configs: Mapping[MetricKey, Mapping[str, Any]],
+               source: str | None = None) -> frozenset[int]:
         known: frozenset[int] = frozenset()
         if len(events):
-            row = db.execute("INSERT INTO tallyboard_batches (received_at) VALUES (%s) "
-                             "RETURNING seq", (received_at,)).fetchone()
-            assert row is not None
+            row = db.execute("INSERT INTO tallyboard_batches (received_at, source) VALUES "
+                             "(%s, %s) ON CONFLICT (source) DO NOTHING RETURNING seq",
+                             (received_at, source)).fetchone()
+            if row is None:  # flushed from `source` before
+                return known
             seq = row[0]
             known = self._claim_ids(db, seq, events)
             if isinstance(events, PresenceBatch):
@@ -236,8 +255,19 @@ class PostgresLog(EventLog):
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
         """Batches in append order, streamed from server-side cursors on a connection of
         their own (a replay may outlast many appends)."""
+        return self.replay_checking(metric, (), set())
+
+    def replay_checking(self, metric: MetricKey | None, sources: Collection[str],
+                        flushed: set[str]) -> Iterator[tuple[float, Batch]]:
+        """`replay`, first adding to `flushed` which of `sources` are committed, all in
+        one snapshot: a buffer's entries are then either replayed here or not flushed."""
         try:
             with psycopg.connect(self.url) as db:
+                db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                if sources:
+                    flushed.update(r[0] for r in db.execute(
+                        "SELECT source FROM tallyboard_batches WHERE source = ANY(%s)",
+                        (list(sources),)))
                 streams: list[Iterator[tuple[int, float, Batch]]] = []
                 if metric is None or metric[1] != PRESENCE_KEY:
                     streams.append(self._replay_events(db, metric))
