@@ -38,12 +38,13 @@ def test_baseline_sum_matches_brute_force() -> None:
 
 
 def test_bench_runs_and_renders() -> None:
-    results = run_bench(["study", "presence"], scale=0.005, queries=20, http=True)
+    results = run_bench(["study", "presence", "commits"], scale=0.005, queries=20, http=True)
     study = results["workloads"]["study"]
     assert study["ingest_http"]["events_per_s"] > 0
     assert study["queries"]["top10 rolling:24h"]["baseline"]["calls"] >= 3
     text = format_markdown(results)
-    assert "## Targets" in text and "## presence" in text
+    assert "## Targets" in text and "## presence" in text and "## Group commit" in text
+    assert results["commits"]["sqlite"]["16"]["per_s"] > 0
     assert "tallyboard bench --workload all" not in text  # names what was actually run
 
 

@@ -637,18 +637,21 @@ def migrate(log_url: str) -> None:
 
 @main.command()
 @click.option("--workload", "workloads", multiple=True, show_default=True, default=["all"],
-              type=click.Choice(["psd", "study", "reactions", "presence", "all"]),
+              type=click.Choice(["psd", "study", "reactions", "presence", "commits", "all"]),
               help="Workload to run; repeat for several.")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Fraction of the full event counts (0.05 for a quick look).")
 @click.option("--queries", default=2000, show_default=True, type=click.IntRange(10),
               help="Timed calls per query kind.")
 @click.option("--no-http", is_flag=True, help="Skip the HTTP ingest run.")
+@click.option("--pg", "pg_url", help="PostgreSQL server for the commits workload (a "
+                                     "database of its own is made and dropped), e.g. "
+                                     "postgresql://postgres@127.0.0.1/postgres.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the raw results as JSON.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results as Markdown (e.g. docs/benchmarks.md).")
-def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
+def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool, pg_url: str | None,
           out_file: Path | None, markdown: Path | None) -> None:
     """Benchmark ingest and queries against targets and a naive baseline.
 
@@ -658,7 +661,7 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
     """
     from .bench.runner import format_markdown, run_bench
 
-    every = ["psd", "study", "reactions", "presence"]
+    every = ["psd", "study", "reactions", "presence", "commits"]
     names = every if "all" in workloads else list(dict.fromkeys(workloads))
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=console) as bar:
@@ -670,7 +673,7 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
             bar.update(tasks[description], completed=done, total=total)
 
         results = run_bench(names, scale=scale, queries=queries, http=not no_http,
-                            progress=progress)
+                            pg=pg_url, progress=progress)
     text = format_markdown(results)
     if out_file:
         out_file.write_text(json.dumps(results, indent=2))

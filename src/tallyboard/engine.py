@@ -90,6 +90,12 @@ class Tallyboard(PresenceEngine):
         self.skew = skew
         self.id_retention = id_retention
         self.lock = threading.RLock()
+        # Writes in flight (durable write running, lock released): their ids, and a
+        # condition to wait on for them to settle (see record_many).
+        self._settled = threading.Condition(self.lock)
+        self._claimed: set[tuple[str, str]] = set()
+        self._in_flight = 0
+        self._draining = 0
         self._metrics: dict[MetricKey, MetricState] = {}
         self._ledgers: dict[str, PresenceLedger] = {}
         self._presence_settings: dict[str, PresenceSettings] = {}
@@ -160,23 +166,71 @@ class Tallyboard(PresenceEngine):
         with self.lock:
             for i, e in enumerate(checked):
                 self._refuse_presence_metric(e.space, e.metric, i)
+            ids = {(e.space, e.id) for e in checked if e.id is not None}
+            self._wait_for(ids)
             fresh, duplicates = self._dedupe(checked)
             created = {}
             for e in fresh:
                 key = (e.space, e.metric)
                 if key not in self._metrics and key not in created:
                     created[key] = self.default_config.to_dict()
-            known = self._append(now, fresh, created)
-            if known:  # ids another process sharing the log accepted first
-                self._remember_ids(fresh, now)
-                fresh = [e for i, e in enumerate(fresh) if i not in known]
-                duplicates += len(known)
-            for key, cfg in created.items():
-                self._metrics[key] = MetricState(MetricConfig.from_dict(cfg))
+            if created:  # a new metric (rare): create it and write under the lock
+                known = self._append(now, fresh, created)
+                return self._applied(now, fresh, duplicates, known, created)
+            self._claimed |= ids
+            self._in_flight += 1
+        # The durable write runs without the engine lock, so concurrent requests share
+        # one commit (the log groups them). Events add up in any order, so applying them
+        # in a different order than they commit changes no answer.
+        try:
+            known = self._append(now, fresh, {})
+        except BaseException:
+            with self.lock:
+                self._settle(ids)
+            raise
+        with self.lock:
+            try:
+                return self._applied(now, fresh, duplicates, known, {})
+            finally:
+                self._settle(ids)
+
+    def _applied(self, now: float, fresh: list[Event], duplicates: int,
+                 known: Collection[int],
+                 created: Mapping[MetricKey, Mapping[str, Any]]) -> Accepted:
+        """Apply a durable batch in memory (under the lock); what the request answers."""
+        if known:  # ids another process sharing the log accepted first
             self._remember_ids(fresh, now)
-            self._apply(fresh)
-            self._prune_ids(now)
+            fresh = [e for i, e in enumerate(fresh) if i not in known]
+            duplicates += len(known)
+        for key, cfg in created.items():
+            self._metrics[key] = MetricState(MetricConfig.from_dict(cfg))
+        self._remember_ids(fresh, now)
+        self._apply(fresh)
+        self._prune_ids(now)
         return Accepted(len(fresh), duplicates)
+
+    def _settle(self, ids: set[tuple[str, str]]) -> None:
+        """A write in flight is done (applied or failed): wake whoever waits on it."""
+        self._claimed -= ids
+        self._in_flight -= 1
+        self._settled.notify_all()
+
+    def _wait_for(self, ids: set[tuple[str, str]]) -> None:
+        """Wait (holding the lock) while a write in flight holds one of `ids`: whether
+        ours is a duplicate depends on whether that write commits."""
+        while self._draining or not self._claimed.isdisjoint(ids):
+            self._settled.wait()
+
+    def _drained(self) -> None:
+        """Wait (holding the lock) until no write is in flight, keeping new ones out:
+        a replay of the log must not meet a batch that is committed but not applied."""
+        self._draining += 1
+        try:
+            while self._in_flight:
+                self._settled.wait()
+        finally:
+            self._draining -= 1
+            self._settled.notify_all()
 
     def record_columns(self, metric: str, members: Sequence[str], values: Any = None,
                        ts: Any = None, *, tags: Mapping[str, Sequence[str]] | None = None,
@@ -192,6 +246,7 @@ class Tallyboard(PresenceEngine):
         cols = check_columns(space, metric, members, values, ts, tags, ids, now, self.skew)
         with self.lock:
             self._refuse_presence_metric(space, metric, 0)
+            self._wait_for({(space, eid) for eid in cols.ids or ()})
             duplicates = 0
             if cols.ids is not None:
                 known = self._ids.get(space, {})
@@ -306,6 +361,7 @@ class Tallyboard(PresenceEngine):
         key = (space, metric)
         changes = {**(settings or {}), **more}
         with self.lock:
+            self._drained()
             state = self._metrics.get(key)
             is_presence = metric == self._presence_metric_name(space)
             old = state.config if state else \

@@ -37,6 +37,7 @@ class PresenceEngine:
     _metrics: dict[MetricKey, MetricState]
     _dedupe: Callable[[list[Any]], tuple[list[Any], int]]
     _remember_ids: Callable[[Any, float], None]
+    _wait_for: Callable[[set[tuple[str, str]]], None]
     _append: Callable[[float, Any, Mapping[MetricKey, Mapping[str, Any]]], Collection[int]]
     _ledgers: dict[str, PresenceLedger]
     _presence_settings: dict[str, PresenceSettings]
@@ -117,6 +118,7 @@ class PresenceEngine:
         now = self.clock()
         batch = check_ops(list(ops), space, now, self.skew)
         with self.lock:
+            self._wait_for({(op.space, op.id) for op in batch if op.id is not None})
             fresh, duplicates = self._dedupe(batch)
             by_space: dict[str, list[int]] = {}
             for i, op in enumerate(fresh):

@@ -112,6 +112,22 @@ def _presence_lines(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _commit_lines(c: dict[str, Any]) -> list[str]:
+    lines = ["## Group commit: single-event durable requests", "",
+             f"{c['requests']:,} requests of one event each, from 1 thread (every request "
+             "commits alone: the baseline) and from 16 threads (concurrent requests share "
+             "commits), in the same run.", "",
+             "| log | 1 thread req/s | 16 threads req/s | × 1 thread | requests per commit "
+             "(16 threads) |", "|---|---:|---:|---:|---:|"]
+    for key, label in (("sqlite", "SQLite (WAL, synchronous=FULL)"),
+                       ("postgresql", "PostgreSQL (local)")):
+        if key in c:
+            one, many = c[key]["1"], c[key]["16"]
+            lines.append(f"| {label} | {one['per_s']:,.0f} | {many['per_s']:,.0f} | "
+                         f"{many['per_s'] / one['per_s']:.1f} | {many['per_commit']:.1f} |")
+    return lines
+
+
 def format_markdown(results: dict[str, Any]) -> str:
     """The whole benchmark page."""
     m = results["machine"]
@@ -143,6 +159,8 @@ def format_markdown(results: dict[str, Any]) -> str:
                   "million events.", ""]
     if "presence" in results:
         lines += [*_presence_lines(results["presence"]), ""]
+    if "commits" in results:
+        lines += [*_commit_lines(results["commits"]), ""]
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ from ..engine import Tallyboard, tune_gc
 from ..stores import log_from_url
 from ..windows import Window
 from .baseline import SeedBaseline, start_of_year
+from .commits import run_commits
 from .measure import Progress, Server, latencies, rss_bytes
 from .presence import run_presence
 from .report import format_markdown
@@ -39,19 +40,20 @@ def _quiet(description: str, done: int, total: int) -> None:
 
 
 def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
-              http: bool = True, progress: Progress = _quiet) -> dict[str, Any]:
-    """All requested workloads (and "presence") as one JSON-able result."""
+              http: bool = True, pg: str | None = None,
+              progress: Progress = _quiet) -> dict[str, Any]:
+    """All requested workloads (and "presence", "commits") as one JSON-able result."""
     now = int(time.time()) - 1
     results: dict[str, Any] = {
-        "command": _command(names, scale, queries, http),
+        "command": _command(names, scale, queries, http, pg),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform(),
                     "date": datetime.now(UTC).strftime("%Y-%m-%d")},
         "scale": scale, "queries": queries, "workloads": {}}
     for name in names:
-        got = _in_fresh_process(progress, name, scale, queries, http, now)
-        if name == "presence":
-            results["presence"] = got
+        got = _in_fresh_process(progress, name, scale, queries, http, now, pg)
+        if name in ("presence", "commits"):
+            results[name] = got
         else:
             results["workloads"][name] = got
     return results
@@ -71,7 +73,7 @@ def _in_fresh_process(progress: Progress, *job: Any) -> dict[str, Any]:
 
 
 def _workload_job(updates: Any, name: str, scale: float, queries: int, http: bool,
-                  now: int) -> dict[str, Any]:
+                  now: int, pg: str | None) -> dict[str, Any]:
     def progress(description: str, done: int, total: int) -> None:
         updates.put((description, done, total))
 
@@ -79,11 +81,14 @@ def _workload_job(updates: Any, name: str, scale: float, queries: int, http: boo
     with tempfile.TemporaryDirectory(prefix=f"tallyboard-bench-{name}-") as tmp:
         if name == "presence":
             return run_presence(Path(tmp), scale, queries, progress)
+        if name == "commits":
+            return run_commits(Path(tmp), pg, max(200, int(3_000 * scale)), progress)
         return _run_workload(WORKLOADS[name](scale, now), Path(tmp), queries, http, progress)
 
 
-def _command(names: list[str], scale: float, queries: int, http: bool) -> str:
-    every = [*WORKLOADS, "presence"]
+def _command(names: list[str], scale: float, queries: int, http: bool,
+             pg: str | None) -> str:
+    every = [*WORKLOADS, "presence", "commits"]
     chosen = ["all"] if sorted(names) == sorted(every) else names
     parts = ["tallyboard bench", *(f"--workload {name}" for name in chosen)]
     if scale != 1.0:
@@ -92,6 +97,8 @@ def _command(names: list[str], scale: float, queries: int, http: bool) -> str:
         parts.append(f"--queries {queries}")
     if not http:
         parts.append("--no-http")
+    if pg:
+        parts.append(f"--pg {pg}")
     return " ".join(parts)
 
 

@@ -16,6 +16,7 @@ from ..presence.ops import PresenceBatch
 
 MetricKey = tuple[str, str]  # (space, metric)
 Batch = Sequence[Event] | Columns | PresenceBatch  # rows, columns of one metric, or presence
+Appended = tuple[float, Batch, Mapping[MetricKey, Mapping[str, Any]]]  # append's arguments
 PRESENCE_KEY = "\x00presence"  # the MetricKey[1] under which presence batches replay
 
 

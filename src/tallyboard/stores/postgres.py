@@ -14,7 +14,7 @@ import itertools
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -25,8 +25,10 @@ from ..core.events import Event
 from ..errors import StoreUnavailable
 from ..presence.ledger import PresenceOp
 from ..presence.ops import PresenceBatch
-from .base import PRESENCE_KEY, Batch, EventLog, MetricKey
+from .base import PRESENCE_KEY, Appended, Batch, EventLog, MetricKey
+from .group_commit import GroupCommit
 
+R = TypeVar("R")
 MIGRATIONS: list[str] = [
     # 1: batches, events partitioned by month of ts, ids, presence operations, configs
     """
@@ -128,6 +130,7 @@ class PostgresLog(EventLog):
         self.url = url
         self._lock = threading.Lock()
         self._partitions: set[str] = set()
+        self._group: GroupCommit[Appended, frozenset[int]] = GroupCommit(self._write_group)
         if auto_migrate:
             migrate(url)
         self._db = self._connect()
@@ -147,64 +150,92 @@ class PostgresLog(EventLog):
     # ---- writes ---------------------------------------------------------------------------
     def append(self, received_at: float, events: Batch,
                configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
-        with self._lock:
-            try:
-                db = self._conn()
-                with db.transaction():
-                    known = self._write(db, received_at, events, configs)
-                return known
-            except psycopg.Error as exc:
-                raise StoreUnavailable(f"the event log could not be written: {exc}") from exc
+        return self._group.submit((received_at, events, configs))
+
+    def _write_group(self, group: Sequence[Appended]) -> list[frozenset[int]]:
+        """Concurrent appends in one transaction: one commit makes them all durable."""
+        return self._in_transaction(lambda db: self._write_all(db, group))
 
     def append_once(self, source: str, received_at: float, events: Batch,
                     configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
         """`append`, unless the batch from `source` (a buffer entry) was committed before:
         a flush repeated after a crash changes nothing."""
+        return self._in_transaction(
+            lambda db: self._write_all(db, [(received_at, events, configs)], source))[0]
+
+    def _in_transaction(self, write: Callable[[psycopg.Connection[Any]], R]) -> R:
         with self._lock:
             try:
                 db = self._conn()
                 with db.transaction():
-                    return self._write(db, received_at, events, configs, source)
+                    return write(db)
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"the event log could not be written: {exc}") from exc
 
-    def _write(self, db: psycopg.Connection[Any], received_at: float, events: Batch,
-               configs: Mapping[MetricKey, Mapping[str, Any]],
-               source: str | None = None) -> frozenset[int]:
-        known: frozenset[int] = frozenset()
-        if len(events):
-            row = db.execute("INSERT INTO tallyboard_batches (received_at, source) VALUES "
-                             "(%s, %s) ON CONFLICT (source) DO NOTHING RETURNING seq",
-                             (received_at, source)).fetchone()
-            if row is None:  # flushed from `source` before
-                return known
-            seq = row[0]
-            known = self._claim_ids(db, seq, events)
-            if isinstance(events, PresenceBatch):
-                self._copy_presence(db, seq, events, known)
-            else:
-                self._copy_events(db, seq, events, known)
-        self._put_configs(db, configs)
-        return known
+    def _write_all(self, db: psycopg.Connection[Any], group: Sequence[Appended],
+                   source: str | None = None) -> list[frozenset[int]]:
+        """Write appends in order, in a fixed number of statements whatever their count;
+        for each, the positions skipped because the database already held their id."""
+        full = [i for i, (_, events, _) in enumerate(group) if len(events)]
+        seqs = self._new_batches(db, [group[i][0] for i in full], source)
+        if seqs is None:  # flushed from `source` before
+            return [frozenset()]
+        batches = [(seqs[k], group[i][1]) for k, i in enumerate(full)]
+        known = self._claim_ids(db, batches)
+        self._copy_events(db, [(seq, b, known[seq]) for seq, b in batches
+                               if not isinstance(b, PresenceBatch)])
+        self._copy_presence(db, [(seq, b, known[seq]) for seq, b in batches
+                                 if isinstance(b, PresenceBatch)])
+        for _, _, configs in group:
+            self._put_configs(db, configs)
+        by_index = dict(zip(full, seqs, strict=True))
+        return [known[by_index[i]] if i in by_index else frozenset()
+                for i in range(len(group))]
 
     @staticmethod
-    def _claim_ids(db: psycopg.Connection[Any], seq: int, events: Batch) -> frozenset[int]:
-        """Insert the batch's ids; the positions of those the database already held."""
-        wanted = _space_and_id(events)
-        if not wanted:
-            return frozenset()
-        spaces = [s for _, s, _ in wanted]
-        ids = [eid for _, _, eid in wanted]
-        new = set(db.execute(
-            "INSERT INTO tallyboard_ids (space, id, seq) SELECT s, i, %s FROM "
-            "unnest(%s::text[], %s::text[]) AS t(s, i) ON CONFLICT DO NOTHING "
-            "RETURNING space, id", (seq, spaces, ids)).fetchall())
-        return frozenset(i for i, s, eid in wanted if (s, eid) not in new)
+    def _new_batches(db: psycopg.Connection[Any], arrivals: list[float],
+                     source: str | None) -> list[int] | None:
+        """Ascending batch numbers for `arrivals` (None: `source` was flushed before)."""
+        if not arrivals:
+            return []
+        if len(arrivals) == 1:  # one round trip (and `source` makes a repeat a no-op)
+            row = db.execute("INSERT INTO tallyboard_batches (received_at, source) VALUES "
+                             "(%s, %s) ON CONFLICT (source) DO NOTHING RETURNING seq",
+                             (arrivals[0], source)).fetchone()
+            return None if row is None else [row[0]]
+        seqs = sorted(r[0] for r in db.execute(
+            "SELECT nextval(pg_get_serial_sequence('tallyboard_batches', 'seq')) "
+            "FROM generate_series(1, %s)", (len(arrivals),)))
+        db.execute("INSERT INTO tallyboard_batches (seq, received_at) OVERRIDING SYSTEM VALUE "
+                   "SELECT * FROM unnest(%s::bigint[], %s::float8[])", (seqs, arrivals))
+        return seqs
 
-    def _copy_events(self, db: psycopg.Connection[Any], seq: int, events: Batch,
-                     known: frozenset[int]) -> None:
-        rows = [(seq, pos, *row) for pos, row in enumerate(_event_rows(events))
-                if pos not in known]
+    @staticmethod
+    def _claim_ids(db: psycopg.Connection[Any],
+                   batches: list[tuple[int, Batch]]) -> dict[int, frozenset[int]]:
+        """Insert the batches' ids; per batch, positions of ids the database held."""
+        wanted = [(seq, pos, space, eid) for seq, batch in batches
+                  for pos, space, eid in _space_and_id(batch)]
+        known: dict[int, frozenset[int]] = {seq: frozenset() for seq, _ in batches}
+        if not wanted:
+            return known
+        new = set(db.execute(
+            "INSERT INTO tallyboard_ids (space, id, seq) SELECT * FROM unnest(%s::text[], "
+            "%s::text[], %s::bigint[]) ON CONFLICT DO NOTHING RETURNING space, id",
+            ([w[2] for w in wanted], [w[3] for w in wanted], [w[0] for w in wanted])))
+        held: dict[int, set[int]] = {}
+        for seq, pos, space, eid in wanted:
+            if (space, eid) not in new:
+                held.setdefault(seq, set()).add(pos)
+        known.update((seq, frozenset(p)) for seq, p in held.items())
+        return known
+
+    def _copy_events(self, db: psycopg.Connection[Any],
+                     batches: list[tuple[int, Batch, frozenset[int]]]) -> None:
+        rows = [(seq, pos, *row) for seq, batch, known in batches
+                for pos, row in enumerate(_event_rows(batch)) if pos not in known]
+        if not rows:
+            return
         self._ensure_partitions(db, {r[5] for r in rows})
         with db.cursor().copy(f"COPY tallyboard_events {EVENT_COLUMNS} FROM STDIN") as copy:
             for r in rows:
@@ -224,15 +255,19 @@ class PostgresLog(EventLog):
         self._partitions.update(m[0] for m in missing)
 
     @staticmethod
-    def _copy_presence(db: psycopg.Connection[Any], seq: int, ops: PresenceBatch,
-                       known: frozenset[int]) -> None:
+    def _copy_presence(db: psycopg.Connection[Any],
+                       batches: list[tuple[int, Batch, frozenset[int]]]) -> None:
+        if not batches:
+            return
         with db.cursor().copy("COPY tallyboard_presence (seq, pos, space, type, room, member,"
                               " members, ts, id) FROM STDIN") as copy:
-            for pos, op in enumerate(ops):
-                if pos not in known:
-                    copy.write_row((seq, pos, op.space, op.type, op.room, op.member,
-                                    None if op.members is None else list(op.members), op.ts,
-                                    op.id))
+            for seq, ops, known in batches:
+                assert isinstance(ops, PresenceBatch)
+                for pos, op in enumerate(ops):
+                    if pos not in known:
+                        copy.write_row((seq, pos, op.space, op.type, op.room, op.member,
+                                        None if op.members is None else list(op.members),
+                                        op.ts, op.id))
 
     @staticmethod
     def _put_configs(db: psycopg.Connection[Any],
@@ -243,13 +278,7 @@ class PostgresLog(EventLog):
                        (space, metric, Jsonb(dict(cfg))))
 
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
-        with self._lock:
-            try:
-                db = self._conn()
-                with db.transaction():
-                    self._put_configs(db, {key: config})
-            except psycopg.Error as exc:
-                raise StoreUnavailable(f"the config could not be written: {exc}") from exc
+        self._in_transaction(lambda db: self._put_configs(db, {key: config}))
 
     # ---- reads ------------------------------------------------------------------------------
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
