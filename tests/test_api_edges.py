@@ -126,3 +126,36 @@ def test_a_group_too_long_for_a_url_can_be_posted(tb: Api) -> None:
     assert_error(too_many, 400, "bad_query", param="members")
     assert_error(tb.client.post("/v1/leaderboard", params={"metric": "points"},
                                 json={"members": [1, 2]}), 400, "bad_query")
+
+
+NUL = "a\x00b"
+
+
+@pytest.mark.parametrize(("event", "field"), [
+    (event(NUL), "member"), (event(metric=NUL), "metric"), (event(id=NUL), "id"),
+    (event(space=NUL), "space"), (event(tags={NUL: "v"}), "tags"),
+    (event(tags={"k": NUL}), "tags.k"), ({**event(NUL), "ts": "2026-11-25T10:00:00Z"}, "member"),
+])
+def test_nul_characters_are_refused_naming_the_field(tb: Api, event: dict[str, object],
+                                                     field: str) -> None:
+    """U+0000 cannot be stored by PostgreSQL: refuse it at the door, as a 422, for the
+    fast and the slow validation path alike, and apply nothing of the batch."""
+    r = tb.post([{"metric": "points", "member": "carol", "value": 1, "ts": NOW - 60}, event])
+    assert_error(r, 422, "invalid_event", index=1, field=field)
+    assert tb.sum("points", "carol") == 0
+
+
+def test_nul_characters_are_refused_in_columns_presence_and_settings(tb: Api) -> None:
+    from tallyboard.errors import BadQuery, InvalidEvent
+
+    with pytest.raises(InvalidEvent) as caught:
+        tb.engine.record_columns("points", ["ok", NUL], [1, 1], [NOW - 5] * 2)
+    assert (caught.value.details["index"], caught.value.details["field"]) == (1, "member")
+    with pytest.raises(InvalidEvent):
+        tb.engine.record_columns("points", ["ok"], ids=[NUL])
+    r = tb.client.post("/v1/presence", json={"type": "join", "room": NUL, "member": "m",
+                                             "ts": NOW - 5})
+    assert_error(r, 422, "invalid_event", field="room")
+    assert_error(tb.put("points", {"dimensions": [NUL]}), 400, "bad_query", param="dimensions")
+    with pytest.raises(BadQuery):
+        tb.engine.set_metric(NUL)

@@ -95,3 +95,25 @@ def test_concurrent_requests_are_exact_and_share_commits(
         replayed = Tallyboard(SQLiteLog(tmp_path / "log.sqlite3"), clock=lambda: NOW)
     assert replayed.leaderboard("m", n=100).to_dict() == board
     replayed.close()
+
+
+def test_one_refused_write_does_not_fail_the_others_in_its_group() -> None:
+    gate = threading.Event()
+
+    def picky(items: Sequence[int]) -> list[int]:
+        gate.wait(1)
+        if 13 in items:
+            raise ValueError("13 is refused")
+        return list(items)
+
+    group = GroupCommit(picky)
+    with ThreadPoolExecutor(8) as pool:
+        futures = {i: pool.submit(group.submit, i) for i in (10, 11, 12, 13, 14)}
+        time.sleep(0.05)
+        gate.set()
+        for i, f in futures.items():
+            if i == 13:
+                with pytest.raises(ValueError, match="refused"):
+                    f.result()
+            else:
+                assert f.result() == i

@@ -21,7 +21,7 @@ import numpy as np
 from .calendar import STEPS, Calendar, CalendarError
 from .core.columns import Columns, check_columns
 from .core.config import ConfigError, MetricConfig
-from .core.events import Event, check_events
+from .core.events import MAX_NAME, NUL, Event, check_events
 from .core.metric import FilterKey, MetricState, TooManyPoints
 from .core.results import Leaderboard, Point, Rank, Streak
 from .errors import BadQuery, Conflict, InvalidEvent, NotFound
@@ -360,6 +360,9 @@ class Tallyboard(PresenceEngine):
         """
         key = (space, metric)
         changes = {**(settings or {}), **more}
+        for name, param in ((metric, "metric"), (space, "space")):
+            if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or NUL in name:
+                raise BadQuery(f"{param} names are 1-128 characters, without U+0000", param)
         with self.lock:
             self._drained()
             state = self._metrics.get(key)

@@ -37,6 +37,7 @@ class PresenceEngine:
     _metrics: dict[MetricKey, MetricState]
     _dedupe: Callable[[list[Any]], tuple[list[Any], int]]
     _remember_ids: Callable[[Any, float], None]
+    _drained: Callable[[], None]
     _wait_for: Callable[[set[tuple[str, str]]], None]
     _append: Callable[[float, Any, Mapping[MetricKey, Mapping[str, Any]]], Collection[int]]
     _ledgers: dict[str, PresenceLedger]
@@ -58,8 +59,9 @@ class PresenceEngine:
                 raise BadQuery(f"unknown presence setting {key!r}; settings are "
                                f"{', '.join(values)}", key)
             values[key] = value
-        if not isinstance(values["metric"], str) or not 1 <= len(values["metric"]) <= 128:
-            raise BadQuery("metric must be a name of 1-128 characters", "metric")
+        if not isinstance(values["metric"], str) or not 1 <= len(values["metric"]) <= 128 \
+                or "\x00" in values["metric"]:
+            raise BadQuery("metric must be a name of 1-128 characters (no U+0000)", "metric")
         window = values["migration_window"]
         if isinstance(window, bool) or not isinstance(window, int) or window < 0:
             raise BadQuery("migration_window must be an integer >= 0 (seconds)",
@@ -69,6 +71,7 @@ class PresenceEngine:
         new = PresenceSettings(str(values["metric"]), window,
                                values["close_on_gap"])
         with self.lock:
+            self._drained()  # no ordinary write may land in a metric it turns into presence
             target = self._metrics.get((space, new.metric))
             if new.metric != old.metric and target is not None and not target.presence:
                 if target.events:

@@ -246,8 +246,6 @@ async def put_metric(request: Request, eng: Engine, who: Caller, metric: str,
     """Create or change a metric (admin). Calendar or dimension changes on a metric with
     data are a 409 unless ``rebuild=true``."""
     who.require("admin", [space])
-    if not 1 <= len(metric) <= 128:
-        raise BadQuery("metric names are 1-128 characters", "metric")
     settings = await read_settings(request)
     info = await request.app.state.run(eng.set_metric, metric, settings, space=space,
                                        rebuild=rebuild)

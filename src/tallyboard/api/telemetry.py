@@ -69,6 +69,9 @@ class Telemetry:
               registry=r).set_function(lambda: buffer.stats["last_flush_seconds"])
         Gauge("tallyboard_flush_errors", "Flushes that failed (retried) since start",
               registry=r).set_function(lambda: buffer.stats["flush_errors"])
+        Gauge("tallyboard_flush_dropped_duplicates", "Accepted events PostgreSQL refused "
+              "at flush time because it already held their id",
+              registry=r).set_function(lambda: buffer.stats["dropped_duplicates"])
 
 
 class TelemetryMiddleware:

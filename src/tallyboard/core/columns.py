@@ -17,7 +17,7 @@ import orjson
 
 from ..errors import InvalidEvent
 from ..windows import EPOCH_MIN
-from .events import INT64_MAX, MAX_NAME, MAX_TAGS, Event, check_name
+from .events import INT64_MAX, MAX_NAME, MAX_TAGS, NUL, NUL_NAME, Event, check_name
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def check_columns(space: str, metric: str, members: Sequence[str], values: Any, 
         raise InvalidEvent("member must be a string", _first(members, _not_str), "member")
     lengths = np.fromiter(map(len, members), dtype=np.int64, count=n)
     _rows_ok(lengths, 1, MAX_NAME, "member", "member must be 1-128 characters")
+    _no_nul(members, "member")
     vals = _int_column(values, n, 1, "value")
     if ts is None:
         secs = np.full(n, math.floor(now), dtype=np.int64)
@@ -88,13 +89,15 @@ def check_columns(space: str, metric: str, members: Sequence[str], values: Any, 
                  f"ts must be between 2000-01-01 and now + {skew:g}s")
     tag_cols: dict[str, list[str]] = {}
     for key, column in (tags or {}).items():
-        if type(key) is not str or not 1 <= len(key) <= 64:
-            raise InvalidEvent("tag keys must be strings of 1-64 characters", 0, "tags")
+        if type(key) is not str or not 1 <= len(key) <= 64 or NUL in key:
+            raise InvalidEvent(f"tag keys must be strings of 1-64 characters without "
+                               f"{NUL_NAME}", 0, "tags")
         column = list(column)
         if len(column) != n or {type(v) for v in column} - {str}:
             raise InvalidEvent(f"tag {key!r} needs one string per event", 0, f"tags.{key}")
         _rows_ok(np.fromiter(map(len, column), dtype=np.int64, count=n), 1, 256,
                  f"tags.{key}", f"tag {key!r} must be 1-256 characters")
+        _no_nul(column, f"tags.{key}")
         tag_cols[key] = column
     if len(tag_cols) > MAX_TAGS:
         raise InvalidEvent(f"at most {MAX_TAGS} tags", 0, "tags")
@@ -105,6 +108,7 @@ def check_columns(space: str, metric: str, members: Sequence[str], values: Any, 
             raise InvalidEvent("ids needs one string per event", 0, "id")
         _rows_ok(np.fromiter(map(len, id_col), dtype=np.int64, count=n), 1, MAX_NAME, "id",
                  "id must be 1-128 characters")
+        _no_nul(id_col, "id")
     return Columns(space, metric, members, secs, vals, tag_cols, id_col)
 
 
@@ -145,6 +149,12 @@ def _first_true(mask: np.ndarray[Any, Any]) -> int:
 
 def _not_str(x: object) -> bool:
     return type(x) is not str
+
+
+def _no_nul(column: list[str], field: str) -> None:
+    if NUL in "".join(column):  # one C-speed scan of the whole column
+        raise InvalidEvent(f"{field} must not contain {NUL_NAME}",
+                           _first(column, lambda s: NUL in s), field)
 
 
 def _first(items: Sequence[object], pred: Any) -> int:

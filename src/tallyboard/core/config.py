@@ -56,8 +56,9 @@ class MetricConfig:
             if key in values:
                 values[key] = _string_list(values[key], key)
         for dim in values.get("dimensions", ()):
-            if not 1 <= len(dim) <= 64:
-                raise ConfigError("dimension names must be 1-64 characters", "dimensions")
+            if not 1 <= len(dim) <= 64 or "\x00" in dim:
+                raise ConfigError("dimension names must be 1-64 characters (no U+0000)",
+                                  "dimensions")
         for text in values.get("rolling", ()):
             if not _ROLLING.match(text) or int(text[:-1]) == 0:
                 raise ConfigError(f"rolling windows look like '24h' or '7d', got {text!r}",

@@ -30,12 +30,19 @@ class Event(NamedTuple):
     id: str | None = None
 
 
+# U+0000 is refused everywhere: PostgreSQL text and jsonb cannot hold it, and no name needs it.
+NUL = "\x00"
+NUL_NAME = "the NUL character (U+0000)"
+
+
 def check_name(value: object, what: str, index: int, limit: int = MAX_NAME) -> str:
     """A non-empty string of at most `limit` characters, else InvalidEvent on `what`."""
     if type(value) is not str:
         raise InvalidEvent(f"{what} must be a string", index, what)
     if not 1 <= len(value) <= limit:
         raise InvalidEvent(f"{what} must be 1-{limit} characters", index, what)
+    if NUL in value:
+        raise InvalidEvent(f"{what} must not contain {NUL_NAME}", index, what)
     return value
 
 
@@ -107,11 +114,12 @@ def check_tags(tags: object, index: int) -> dict[str, str] | None:
     if len(tags) > MAX_TAGS:
         raise InvalidEvent(f"at most {MAX_TAGS} tags", index, "tags")
     for k, v in tags.items():
-        if type(k) is not str or not 1 <= len(k) <= 64:
-            raise InvalidEvent("tag keys must be strings of 1-64 characters", index, "tags")
-        if type(v) is not str or not 1 <= len(v) <= 256:
-            raise InvalidEvent(f"tag {k!r} must be a string of 1-256 characters", index,
-                               f"tags.{k}")
+        if type(k) is not str or not 1 <= len(k) <= 64 or NUL in k:
+            raise InvalidEvent(f"tag keys must be strings of 1-64 characters without "
+                               f"{NUL_NAME}", index, "tags")
+        if type(v) is not str or not 1 <= len(v) <= 256 or NUL in v:
+            raise InvalidEvent(f"tag {k!r} must be a string of 1-256 characters without "
+                               f"{NUL_NAME}", index, f"tags.{k}")
     return tags or None
 
 
@@ -130,13 +138,16 @@ def check_events(raws: Sequence[Any], space: str, now: float, skew: float) -> li
             get = raw.get
             metric, member, ts = get("metric"), get("member"), get("ts")
             value, tags, eid, sp = get("value", 1), get("tags"), get("id"), get("space")
-            if (type(metric) is str and 0 < len(metric) <= MAX_NAME
+            if (type(metric) is str and 0 < len(metric) <= MAX_NAME and NUL not in metric
                     and type(member) is str and 0 < len(member) <= MAX_NAME
+                    and NUL not in member
                     and type(value) is int and INT64_MIN <= value <= INT64_MAX
                     and type(ts) is int and EPOCH_MIN <= ts <= latest
                     and (tags is None or _plain_tags(tags))
-                    and (eid is None or (type(eid) is str and 0 < len(eid) <= MAX_NAME))
-                    and (sp is None or (type(sp) is str and 0 < len(sp) <= MAX_NAME))):
+                    and (eid is None or (type(eid) is str and 0 < len(eid) <= MAX_NAME
+                                         and NUL not in eid))
+                    and (sp is None or (type(sp) is str and 0 < len(sp) <= MAX_NAME
+                                        and NUL not in sp))):
                 append(new(Event, (space if sp is None else sp, metric, member, ts, value,
                                    tags or None, eid)))
                 continue
@@ -148,6 +159,7 @@ def _plain_tags(tags: object) -> bool:
     if type(tags) is not dict or len(tags) > MAX_TAGS:
         return False
     for k, v in tags.items():
-        if not (type(k) is str and 0 < len(k) <= 64 and type(v) is str and 0 < len(v) <= 256):
+        if not (type(k) is str and 0 < len(k) <= 64 and type(v) is str and 0 < len(v) <= 256
+                and NUL not in k and NUL not in v):
             return False
     return True

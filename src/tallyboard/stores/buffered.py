@@ -12,6 +12,7 @@ PostgreSQL is down, batches keep buffering up to `max_entries`, then writes are 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -93,7 +94,7 @@ class BufferedLog(EventLog):
         self.claim_after_ms = claim_after_ms
         self.consumer = f"flusher-{time.time_ns()}"
         self.stats = {"flushed_batches": 0, "flush_errors": 0, "last_flush_size": 0,
-                      "last_flush_seconds": 0.0}
+                      "last_flush_seconds": 0.0, "dropped_duplicates": 0}
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=5)
         try:
             self._redis.xgroup_create(stream, self.GROUP, id="0", mkstream=True)
@@ -131,7 +132,7 @@ class BufferedLog(EventLog):
             try:
                 moved = self.flush_once(block_ms=500)
                 pause = 0.05
-            except (StoreUnavailable, redis.RedisError) as exc:
+            except Exception as exc:  # the flusher must outlive any one failure
                 self.stats["flush_errors"] += 1
                 log.warning("flush failed, retrying in %.1fs: %s", pause, exc)
                 self._stop.wait(pause)
@@ -161,7 +162,11 @@ class BufferedLog(EventLog):
         started = time.perf_counter()
         for entry_id, payload in entries:
             received_at, batch, configs = decode(payload)
-            self.durable.append_once(entry_id, received_at, batch, configs)
+            held = self.durable.append_once(entry_id, received_at, batch, configs)
+            if held:  # accepted here, but PostgreSQL had the id (another server, or long ago)
+                self.stats["dropped_duplicates"] += len(held)
+                log.warning("%d events of stream entry %s had ids PostgreSQL already held; "
+                            "not written again", len(held), entry_id)
         ids = [entry_id for entry_id, _ in entries]
         pipe = self._redis.pipeline(transaction=True)
         pipe.xack(self.stream, self.GROUP, *ids)
@@ -173,15 +178,22 @@ class BufferedLog(EventLog):
         return len(entries)
 
     def lag_seconds(self) -> float:
-        """Age of the oldest batch not yet in PostgreSQL (0 when all are flushed)."""
-        oldest = _entries(self._redis.xrange(self.stream, count=1))
+        """Age of the oldest batch not yet in PostgreSQL (0 when all are flushed; NaN
+        when Redis does not answer)."""
+        try:
+            oldest = _entries(self._redis.xrange(self.stream, count=1))
+        except redis.RedisError:
+            return math.nan
         if not oldest:
             return 0.0
         return max(0.0, time.time() - int(oldest[0][0].split("-")[0]) / 1000)
 
-    def backlog(self) -> int:
-        """Batches in the stream, not yet deleted after their flush."""
-        return int(self._redis.xlen(self.stream))
+    def backlog(self) -> float:
+        """Batches in the stream, not yet deleted after their flush (NaN: Redis is away)."""
+        try:
+            return float(self._redis.xlen(self.stream))
+        except redis.RedisError:
+            return math.nan
 
     # ---- reads ----------------------------------------------------------------------------
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
@@ -203,8 +215,11 @@ class BufferedLog(EventLog):
                 yield received_at, wanted
 
     def configs(self) -> dict[MetricKey, dict[str, Any]]:
+        """PostgreSQL's configs, updated by those still only in the stream. The stream is
+        read first: an entry flushed in between is then found in PostgreSQL."""
+        pending = _entries(self._redis.xrange(self.stream))
         found = self.durable.configs()
-        for _, payload in _entries(self._redis.xrange(self.stream)):
+        for _, payload in pending:
             found.update(decode(payload)[2])
         return found
 

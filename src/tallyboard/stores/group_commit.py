@@ -3,8 +3,9 @@
 One caller at a time leads: it takes every queued write and makes them durable in one
 transaction (one fsync, one round trip), then wakes the others with their results.
 Under load, many concurrent requests cost about one commit; alone, a request pays
-exactly what it did before. A failed transaction fails every write in it, and none of
-them was written.
+exactly what it did before. When a group's transaction fails, each write is tried once
+more alone, so one write the log refuses cannot fail the others; a failed write was not
+written.
 """
 
 from __future__ import annotations
@@ -57,9 +58,18 @@ class GroupCommit(Generic[T, R]):
 
     def _commit(self, group: list[_Slot[T, R]]) -> None:
         try:
-            results = self._write_group([s.item for s in group])
-            for s, result in zip(group, results, strict=True):
-                s.result = result
+            try:
+                results = self._write_group([s.item for s in group])
+                for s, result in zip(group, results, strict=True):
+                    s.result = result
+            except Exception:
+                if len(group) == 1:
+                    raise
+                for s in group:  # one write the log refuses must not fail the others
+                    try:
+                        s.result = self._write_group([s.item])[0]
+                    except Exception as exc:
+                        s.error = exc
         except BaseException as exc:  # every write of the group failed together
             for s in group:
                 s.error = exc
