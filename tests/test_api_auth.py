@@ -9,7 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from api_helpers import Api, api, assert_error, event
+from api_helpers import (
+    Api,
+    api,
+    assert_error,
+    event,
+    log_backend,  # noqa: F401 - autouse: each test on both logs
+)
 from tallyboard.settings import ApiKey, Settings
 
 READ = {"Authorization": "Bearer reader-key-1"}

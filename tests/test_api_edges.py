@@ -9,7 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from api_helpers import NOW, Api, api, assert_error, event
+from api_helpers import (
+    NOW,
+    Api,
+    api,
+    assert_error,
+    event,
+    log_backend,  # noqa: F401 - autouse: each test on both logs
+)
 from tallyboard.settings import ApiKey, Settings
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -9,7 +9,15 @@ from typing import Any
 import orjson
 import pytest
 
-from api_helpers import NOW, Api, api, assert_error, event, ts
+from api_helpers import (
+    NOW,
+    Api,
+    api,
+    assert_error,
+    event,
+    log_backend,  # noqa: F401 - autouse: each test on both logs
+    ts,
+)
 from tallyboard.core.config import MetricConfig
 from tallyboard.stores import SQLiteLog
 

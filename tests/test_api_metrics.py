@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from api_helpers import Api, api, assert_error, event, ts
+from api_helpers import (
+    Api,
+    api,
+    assert_error,
+    event,
+    log_backend,  # noqa: F401 - autouse: each test on both logs
+    ts,
+)
 from tallyboard.stores import SQLiteLog
 
 DEFAULTS = {"timezone": "UTC", "day_start": "00:00", "week_start": "monday",

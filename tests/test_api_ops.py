@@ -7,7 +7,12 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api_helpers import Api, api, event
+from api_helpers import (
+    Api,
+    api,
+    event,
+    log_backend,  # noqa: F401 - autouse: each test on both logs
+)
 
 
 @pytest.fixture

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from api_helpers import NOW, Api, api, assert_error, event, ts
+from api_helpers import (
+    NOW,
+    Api,
+    api,
+    assert_error,
+    event,
+    log_backend,  # noqa: F401 - autouse: each test on both logs
+    ts,
+)
 
 
 @pytest.fixture
