@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 import tallyboard
+from pg_support import PgDatabase
 from presence_reference import Cal, Op, Reference
 from support import ServerProcess
 from tallyboard import Accepted, Entry, Tallyboard
@@ -224,14 +225,19 @@ def _set_calendar(tb: Tallyboard, rebuild: bool) -> None:
                   week_start=CAL.week_start, rebuild=rebuild)
 
 
+@pytest.mark.parametrize("log", ["memory", "postgres"])
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(base=st.sampled_from(BASES), steps=st.lists(step_st, min_size=8, max_size=40),
        window=st.sampled_from((0, 3, 60, 300)),
        mode=st.sampled_from(("snapshot", "last_seen")), extra=st.sampled_from((0, 1, 7200)))
 def test_engine_matches_reference(base: int, steps: list[Step], window: int, mode: str,
-                                  extra: int) -> None:
+                                  extra: int, log: str,
+                                  request: pytest.FixtureRequest) -> None:
+    """On the in-memory log, and on PostgreSQL, where the answers are checked once more
+    on an engine rebuilt from the log alone (open sessions included)."""
     clock = Clock(base)
-    tb = _open(clock)
+    pg: PgDatabase | None = request.getfixturevalue("postgres") if log == "postgres" else None
+    tb = Tallyboard(pg.log(), clock=clock) if pg else _open(clock)
     # The calendar first, then presence settings: neither may undo the other, and the
     # metric keeps its `room` dimension though the calendar change does not name it.
     _set_calendar(tb, rebuild=False)
@@ -242,6 +248,9 @@ def test_engine_matches_reference(base: int, steps: list[Step], window: int, mod
     _run(tb, ref, clock, base, steps)
     clock.now += extra
     _check_all(tb, ref, clock.now, base)
+    if pg:
+        tb = Tallyboard(pg.log(empty=False), clock=clock)
+        _check_all(tb, ref, clock.now, base)
     # New settings replay the whole presence history with them.
     other = "last_seen" if mode == "snapshot" else "snapshot"
     tb.set_presence(close_on_gap=other, migration_window=(window + 61) % 400)

@@ -65,6 +65,9 @@ MIGRATIONS: list[str] = [
     """,
 ]
 _LOCK = 7_311_846_120  # advisory lock serialising migrations and partition creation
+# A space's presence settings are stored as the config of metric "" (no metric name is
+# empty): the engine's key for them starts with U+0000, which PostgreSQL text cannot hold.
+_PRESENCE_ROW = ""
 EVENT_COLUMNS = "(seq, pos, space, metric, member, ts, value, tags, id)"
 
 
@@ -275,7 +278,8 @@ class PostgresLog(EventLog):
         for (space, metric), cfg in configs.items():
             db.execute("INSERT INTO tallyboard_metrics VALUES (%s, %s, %s) ON CONFLICT "
                        "(space, metric) DO UPDATE SET config = EXCLUDED.config",
-                       (space, metric, Jsonb(dict(cfg))))
+                       (space, _PRESENCE_ROW if metric == PRESENCE_KEY else metric,
+                        Jsonb(dict(cfg))))
 
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
         self._in_transaction(lambda db: self._put_configs(db, {key: config}))
@@ -349,7 +353,7 @@ class PostgresLog(EventLog):
                 self._db.rollback()
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"the configs could not be read: {exc}") from exc
-        return {(s, m): dict(c) for s, m, c in rows}
+        return {(s, PRESENCE_KEY if m == _PRESENCE_ROW else m): dict(c) for s, m, c in rows}
 
     def size_bytes(self) -> int:
         with self._lock:
