@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from support import ServerProcess
+from tallyboard import Tallyboard
+from tallyboard.stores import SQLiteLog
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +98,18 @@ def test_restart_answers_identically(server: ServerProcess) -> None:
     server.start()
     after = [httpx.get(server.url + path, params=q).json() for path, q in queries]
     assert after == before
+
+
+def test_a_rebuild_reports_its_progress(tmp_path: Path) -> None:
+    """The rebuild from the log feeds progress bars: batches done, out of how many."""
+    now = time.time()
+    tb = Tallyboard(SQLiteLog(tmp_path / "log.sqlite3"))
+    for i in range(600):
+        tb.record_many([{"metric": "m", "member": f"u{i % 7}", "ts": now - 1}])
+    tb.close()
+    seen: list[tuple[int, int | None]] = []
+    again = Tallyboard(SQLiteLog(tmp_path / "log.sqlite3"),
+                       on_replay=lambda done, total: seen.append((done, total)))
+    assert seen == [(256, 600), (512, 600)]
+    assert again.events_total == 600
+    again.close()

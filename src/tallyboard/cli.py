@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,14 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from . import open as open_tallyboard
@@ -51,14 +58,24 @@ def _store_options(fn: Any) -> Any:
 
 
 @contextmanager
+def _replay_bar(source: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar over the batches of a rebuild from the durable log at `source`."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("batches"), TimeRemainingColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task(f"rebuilding from {source}", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
 def _opened(data: Path | str, url: str | None,
             key: str | None) -> Iterator[Tallyboard | RemoteTallyboard]:
     try:
         if url:
             tb: Tallyboard | RemoteTallyboard = open_tallyboard(url, key=key)
         else:
-            with console.status(f"loading {data} …"):
-                tb = open_tallyboard(str(data))
+            with _replay_bar(str(data)) as on_replay:
+                tb = open_tallyboard(str(data), on_replay=on_replay)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -141,10 +158,11 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
             "Add [[keys]] to the config file, or listen on 127.0.0.1.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    with console.status(f"rebuilding state from {settings.log_url} …"):
+    durable = _log(settings)
+    with _replay_bar(settings.log_url) as on_replay:
         engine = Tallyboard(
-            _log(settings), default_config=settings.metric_defaults,
-            skew=settings.skew_seconds, id_retention=settings.id_retention_days * 86400)
+            durable, default_config=settings.metric_defaults, skew=settings.skew_seconds,
+            id_retention=settings.id_retention_days * 86400, on_replay=on_replay)
     tune_gc()
     console.print(f"[green]tallyboard[/] {engine.events_total:,} events loaded in "
                   f"{engine.rebuild_seconds:.2f}s; listening on "

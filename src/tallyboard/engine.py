@@ -83,7 +83,10 @@ class Tallyboard(PresenceEngine):
 
     def __init__(self, log_: EventLog, *, clock: Callable[[], float] = time.time,
                  default_config: MetricConfig | None = None, skew: float = 60.0,
-                 id_retention: float = ID_RETENTION) -> None:
+                 id_retention: float = ID_RETENTION,
+                 on_replay: Callable[[int, int | None], None] | None = None) -> None:
+        """`on_replay(batches done, batches in all or None)` follows the rebuild from the
+        log (for progress bars)."""
         self.log = log_
         self.clock = clock
         self.default_config = default_config or MetricConfig()
@@ -104,10 +107,10 @@ class Tallyboard(PresenceEngine):
         self.rebuild_seconds = 0.0
         self.on_append: Callable[[float], None] | None = None  # durable-write timings sink
         self.events_total = 0
-        self._load()
+        self._load(on_replay)
 
     # ---- lifecycle ----------------------------------------------------------------------
-    def _load(self) -> None:
+    def _load(self, on_replay: Callable[[int, int | None], None] | None) -> None:
         started = time.perf_counter()
         configs = self.log.configs()
         for (space, name), cfg in configs.items():
@@ -118,10 +121,13 @@ class Tallyboard(PresenceEngine):
                 self._metrics[(space, name)] = MetricState(
                     MetricConfig.from_dict(cfg), presence=name == self._presence_metric_name(space))
         horizon = self.clock() - self.id_retention
-        for received_at, events in self.log.replay():
+        total = self.log.batch_count() if on_replay else None
+        for done, (received_at, events) in enumerate(self.log.replay(), start=1):
             self._apply(events)
             if received_at >= horizon:
                 self._remember_ids(events, received_at)
+            if on_replay is not None and done % 256 == 0:
+                on_replay(done, total)
         now = self.clock()
         for state in self._metrics.values():
             state.warm(now)

@@ -53,6 +53,10 @@ class EventLog(abc.ABC):
     def size_bytes(self) -> int:
         """Bytes the log takes on its medium (0 if unknown)."""
 
+    def batch_count(self) -> int | None:
+        """How many batches `replay` will yield (for progress bars; None if unknown)."""
+        return None
+
     @abc.abstractmethod
     def ping(self) -> None:
         """Raise StoreUnavailable unless the log answers now (what /readyz asks)."""

@@ -214,6 +214,10 @@ class BufferedLog(EventLog):
             if wanted is not None:
                 yield received_at, wanted
 
+    def batch_count(self) -> int | None:
+        durable, pending = self.durable.batch_count(), self.backlog()
+        return None if durable is None or math.isnan(pending) else durable + int(pending)
+
     def configs(self) -> dict[MetricKey, dict[str, Any]]:
         """PostgreSQL's configs, updated by those still only in the stream. The stream is
         read first: an entry flushed in between is then found in PostgreSQL."""

@@ -53,6 +53,9 @@ class MemoryLog(EventLog):
     def size_bytes(self) -> int:
         return 0
 
+    def batch_count(self) -> int | None:
+        return len(self._batches)
+
     def ping(self) -> None:
         if self._closed:
             raise StoreUnavailable("the in-memory log is closed")

@@ -366,6 +366,16 @@ class PostgresLog(EventLog):
                 return 0
         return int(row[0]) if row else 0
 
+    def batch_count(self) -> int | None:
+        with self._lock:
+            try:
+                row = self._conn().execute(
+                    "SELECT count(*) FROM tallyboard_batches").fetchone()
+                self._db.rollback()
+            except psycopg.Error:
+                return None
+        return int(row[0]) if row else None
+
     def ping(self) -> None:
         with self._lock:
             try:

@@ -138,6 +138,11 @@ class SQLiteLog(EventLog):
         return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*")
                    if p.is_file())
 
+    def batch_count(self) -> int | None:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM batches").fetchone()
+        return int(row[0]) if row else None
+
     def ping(self) -> None:
         with self._lock:
             try:
