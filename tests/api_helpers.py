@@ -1,9 +1,9 @@
 """Helpers for the in-process HTTP API tests (tests/test_api_*.py).
 
 Each test gets its own engine, a fixed, movable clock and a Starlette TestClient around
-`create_app`: no sockets, no processes. Every test runs twice (`log_backend`, imported by
-each test module): on the in-memory reference log and on the PostgreSQL log, so the
-whole HTTP contract is checked on both stores.
+`create_app`: no sockets, no processes. Every test runs twice (each module marks itself
+with conftest's `log_backend`): on the in-memory reference log and on the PostgreSQL
+log, so the whole HTTP contract is checked on both stores.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -113,19 +112,9 @@ def _app(engine: Tallyboard, settings: Settings | None, fresh: bool) -> FastAPI:
     return _shared[key]
 
 
-_default_log: list[Callable[[], EventLog]] = [MemoryLog]
-
-
-@pytest.fixture(params=["memory", "postgres"], autouse=True)
-def log_backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run the test on the in-memory log, then on an emptied PostgreSQL log."""
-    if request.param == "postgres":
-        database = request.getfixturevalue("postgres")
-        _default_log[0] = database.log
-    try:
-        yield str(request.param)
-    finally:
-        _default_log[0] = MemoryLog
+# The log `api()` gives an engine when the test names none; conftest's `log_backend`
+# points it at PostgreSQL for the second run of every test_api_* test.
+default_log: list[Callable[[], EventLog]] = [MemoryLog]
 
 
 @contextmanager
@@ -134,7 +123,7 @@ def api(log: EventLog | None = None, settings: Settings | None = None,
         **engine_options: Any) -> Iterator[Api]:
     """An app over a fresh engine; closes the client and the engine afterwards."""
     clock = clock or Clock()
-    engine = Tallyboard(log or _default_log[0](), clock=clock, **engine_options)
+    engine = Tallyboard(log or default_log[0](), clock=clock, **engine_options)
     app = _app(engine, settings, fresh)
     try:
         with TestClient(app, raise_server_exceptions=False) as client:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import api_helpers
 from pg_support import PgDatabase, reachable
 from support import ServerProcess
+from tallyboard.stores import MemoryLog
 
 _skipped: list[str] = []
 
@@ -35,6 +37,18 @@ def postgres() -> Iterator[PgDatabase]:
     db = PgDatabase()
     yield db
     db.drop()
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def log_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test on the in-memory log, then on an emptied PostgreSQL log (the test_api_*
+    modules use it for every test: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    if request.param == "postgres":
+        api_helpers.default_log[0] = request.getfixturevalue("postgres").log
+    try:
+        yield str(request.param)
+    finally:
+        api_helpers.default_log[0] = MemoryLog
 
 
 @pytest.fixture

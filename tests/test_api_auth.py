@@ -9,14 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from api_helpers import (
-    Api,
-    api,
-    assert_error,
-    event,
-    log_backend,  # noqa: F401 - autouse: each test on both logs
-)
+from api_helpers import Api, api, assert_error, event
 from tallyboard.settings import ApiKey, Settings
+
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
 
 READ = {"Authorization": "Bearer reader-key-1"}
 WRITE = {"Authorization": "Bearer writer-key-1"}

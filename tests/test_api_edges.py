@@ -9,15 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from api_helpers import (
-    NOW,
-    Api,
-    api,
-    assert_error,
-    event,
-    log_backend,  # noqa: F401 - autouse: each test on both logs
-)
+from api_helpers import NOW, Api, api, assert_error, event
 from tallyboard.settings import ApiKey, Settings
+
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

@@ -8,14 +8,9 @@ from typing import Any
 
 import pytest
 
-from api_helpers import (
-    NOW,
-    Api,
-    api,
-    assert_error,
-    event,
-    log_backend,  # noqa: F401 - autouse: each test on both logs
-)
+from api_helpers import NOW, Api, api, assert_error, event
+
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
 
 QUERIES = ["/v1/sum", "/v1/series", "/v1/leaderboard", "/v1/rank", "/v1/streak"]
 BASE = {"metric": "points", "member": "alice", "step": "hour", "start": NOW - 7200, "end": NOW}

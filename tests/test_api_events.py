@@ -9,17 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
-from api_helpers import (
-    NOW,
-    Api,
-    api,
-    assert_error,
-    event,
-    log_backend,  # noqa: F401 - autouse: each test on both logs
-    ts,
-)
+from api_helpers import NOW, Api, api, assert_error, event, ts
 from tallyboard.core.config import MetricConfig
 from tallyboard.stores import SQLiteLog
+
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)

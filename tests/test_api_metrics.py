@@ -8,15 +8,10 @@ from typing import Any
 
 import pytest
 
-from api_helpers import (
-    Api,
-    api,
-    assert_error,
-    event,
-    log_backend,  # noqa: F401 - autouse: each test on both logs
-    ts,
-)
+from api_helpers import Api, api, assert_error, event, ts
 from tallyboard.stores import SQLiteLog
+
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
 
 DEFAULTS = {"timezone": "UTC", "day_start": "00:00", "week_start": "monday",
             "dimensions": [], "rolling": ["24h", "7d"]}

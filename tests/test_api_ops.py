@@ -7,12 +7,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from api_helpers import (
-    Api,
-    api,
-    event,
-    log_backend,  # noqa: F401 - autouse: each test on both logs
-)
+from api_helpers import Api, api, event
+
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
 
 
 @pytest.fixture
@@ -111,3 +108,9 @@ def test_docs_and_dashboard_are_html(tb: Api) -> None:
         r = tb.get(path)
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/html")
+
+
+def test_each_test_runs_on_the_log_it_says(tb: Api, log_backend: str) -> None:
+    """Guards the two-log run itself: the engine really sits on the named log."""
+    assert type(tb.engine.log).__name__ == {"memory": "MemoryLog",
+                                            "postgres": "PostgresLog"}[log_backend]

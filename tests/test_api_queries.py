@@ -7,15 +7,9 @@ from typing import Any
 
 import pytest
 
-from api_helpers import (
-    NOW,
-    Api,
-    api,
-    assert_error,
-    event,
-    log_backend,  # noqa: F401 - autouse: each test on both logs
-    ts,
-)
+from api_helpers import NOW, Api, api, assert_error, event, ts
+
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
 
 
 @pytest.fixture
