@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -62,6 +62,21 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+B = TypeVar("B", bound=Columns | list[Any])
+
+
+def without(batch: B, held: Collection[int]) -> B:
+    """`batch` less the positions whose id a log shared with other processes already held
+    (they were not written; the request counts them as duplicates)."""
+    if not held:
+        return batch
+    if isinstance(batch, Columns):
+        keep = np.ones(len(batch), dtype=bool)
+        keep[list(held)] = False
+        return cast(B, batch.select(keep))
+    return type(batch)(x for i, x in enumerate(batch) if i not in held)
 
 
 def instant(value: Instant | None, param: str) -> float | None:
@@ -204,16 +219,13 @@ class Tallyboard(PresenceEngine):
                  known: Collection[int],
                  created: Mapping[MetricKey, Mapping[str, Any]]) -> Accepted:
         """Apply a durable batch in memory (under the lock); what the request answers."""
-        if known:  # ids another process sharing the log accepted first
-            self._remember_ids(fresh, now)
-            fresh = [e for i, e in enumerate(fresh) if i not in known]
-            duplicates += len(known)
+        self._remember_ids(fresh, now)
+        fresh = without(fresh, known)
         for key, cfg in created.items():
             self._metrics[key] = MetricState(MetricConfig.from_dict(cfg))
-        self._remember_ids(fresh, now)
         self._apply(fresh)
         self._prune_ids(now)
-        return Accepted(len(fresh), duplicates)
+        return Accepted(len(fresh), duplicates + len(known))
 
     def _settle(self, ids: set[tuple[str, str]]) -> None:
         """A write in flight is done (applied or failed): wake whoever waits on it."""
@@ -268,18 +280,13 @@ class Tallyboard(PresenceEngine):
             key = (space, metric)
             created = {} if key in self._metrics else {key: self.default_config.to_dict()}
             held = self._append(now, cols, created)
-            if held:  # ids another process sharing the log accepted first
-                self._remember_ids(cols, now)
-                keep = np.ones(len(cols), dtype=bool)
-                keep[list(held)] = False
-                cols = cols.select(keep)
-                duplicates += len(held)
+            self._remember_ids(cols, now)
+            cols = without(cols, held)
             if created:
                 self._metrics[key] = MetricState(MetricConfig.from_dict(created[key]))
-            self._remember_ids(cols, now)
             self._apply(cols)
             self._prune_ids(now)
-        return Accepted(len(cols), duplicates)
+        return Accepted(len(cols), duplicates + len(held))
 
     def _append(self, now: float, batch: Batch,
                 configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:

@@ -116,7 +116,7 @@ class PresenceEngine:
         older than its room's newest op) is a Conflict naming its index: late presence
         is refused rather than credited wrongly.
         """
-        from .engine import Accepted
+        from .engine import Accepted, without
 
         now = self.clock()
         batch = check_ops(list(ops), space, now, self.skew)
@@ -135,16 +135,13 @@ class PresenceEngine:
                 key = (sp, self._presence_metric_name(sp))
                 if key not in self._metrics:
                     created[key] = self._presence_config().to_dict()
-            known = self._append(now, PresenceBatch(fresh), created)
-            if known:  # ids another process sharing the log accepted first
-                self._remember_ids(fresh, now)
-                fresh = [op for i, op in enumerate(fresh) if i not in known]
-                duplicates += len(known)
+            held = self._append(now, PresenceBatch(fresh), created)
+            self._remember_ids(fresh, now)
+            applied = without(PresenceBatch(fresh), held)
             for key, cfg in created.items():
                 self._metrics[key] = MetricState(MetricConfig.from_dict(cfg), presence=True)
-            self._remember_ids(fresh, now)
-            self._apply_presence(PresenceBatch(fresh))
-        return Accepted(len(fresh), duplicates)
+            self._apply_presence(applied)
+        return Accepted(len(applied), duplicates + len(held))
 
     def _presence_config(self) -> MetricConfig:
         return self.default_config.updated({"dimensions": ["room"], "rolling": []})
