@@ -14,7 +14,7 @@ import itertools
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, LiteralString, TypeVar
 
 import orjson
 import psycopg
@@ -345,44 +345,40 @@ class PostgresLog(EventLog):
             for (seq, received_at), rows in itertools.groupby(cur, key=lambda r: (r[0], r[1])):
                 yield seq, received_at, make(rows)
 
-    def configs(self) -> dict[MetricKey, dict[str, Any]]:
+    def _read(self, sql: LiteralString) -> list[tuple[Any, ...]]:
+        """Rows of one read on the shared connection, its transaction ended at once."""
         with self._lock:
-            try:
-                rows = self._conn().execute(
-                    "SELECT space, metric, config FROM tallyboard_metrics").fetchall()
-                self._db.rollback()
-            except psycopg.Error as exc:
-                raise StoreUnavailable(f"the configs could not be read: {exc}") from exc
+            db = self._conn()
+            rows = db.execute(sql).fetchall()
+            db.rollback()
+        return rows
+
+    def configs(self) -> dict[MetricKey, dict[str, Any]]:
+        try:
+            rows = self._read("SELECT space, metric, config FROM tallyboard_metrics")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the configs could not be read: {exc}") from exc
         return {(s, PRESENCE_KEY if m == _PRESENCE_ROW else m): dict(c) for s, m, c in rows}
 
     def size_bytes(self) -> int:
-        with self._lock:
-            try:
-                row = self._conn().execute(
-                    "SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM pg_class "
-                    "WHERE relname LIKE 'tallyboard\\_%%' AND relkind = 'r'").fetchone()
-                self._db.rollback()
-            except psycopg.Error:
-                return 0
-        return int(row[0]) if row else 0
+        try:
+            return int(self._read(
+                "SELECT coalesce(sum(pg_total_relation_size(oid)), 0) FROM pg_class "
+                "WHERE relname LIKE 'tallyboard\\_%' AND relkind = 'r'")[0][0])
+        except psycopg.Error:
+            return 0
 
     def batch_count(self) -> int | None:
-        with self._lock:
-            try:
-                row = self._conn().execute(
-                    "SELECT count(*) FROM tallyboard_batches").fetchone()
-                self._db.rollback()
-            except psycopg.Error:
-                return None
-        return int(row[0]) if row else None
+        try:
+            return int(self._read("SELECT count(*) FROM tallyboard_batches")[0][0])
+        except psycopg.Error:
+            return None
 
     def ping(self) -> None:
-        with self._lock:
-            try:
-                self._conn().execute("SELECT 1").fetchone()
-                self._db.rollback()
-            except psycopg.Error as exc:
-                raise StoreUnavailable(f"PostgreSQL does not answer: {exc}") from exc
+        try:
+            self._read("SELECT 1")
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL does not answer: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
