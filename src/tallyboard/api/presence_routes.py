@@ -16,6 +16,7 @@ from .schemas import (
     RoomOut,
     RoomsOut,
     SessionsOut,
+    batch_body,
     errors,
 )
 
@@ -25,11 +26,7 @@ READ_ERRORS = errors(400, 401, 403, 429)
 
 @router.post("/presence", response_model=AcceptedOut,
              responses=errors(400, 401, 403, 409, 413, 422, 429, 503),
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"oneOf": [
-                     {"$ref": "#/components/schemas/PresenceIn"},
-                     {"type": "array", "items": {"$ref": "#/components/schemas/PresenceIn"}}]}},
-                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+             openapi_extra=batch_body("PresenceIn"))
 async def post_presence(request: Request, eng: Engine, who: Caller,
                         space: Space = "default") -> JSON:
     """Joins, leaves and snapshots: all or nothing, in time order per member and room

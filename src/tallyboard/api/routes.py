@@ -26,6 +26,7 @@ from .schemas import (
     SeriesOut,
     StreakOut,
     SumOut,
+    batch_body,
     errors,
 )
 
@@ -96,11 +97,7 @@ class BoardQuery:
 
 @router.post("/events", response_model=AcceptedOut, responses=errors(400, 401, 403, 413,
                                                                         422, 429, 503),
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"oneOf": [
-                     {"$ref": "#/components/schemas/EventIn"},
-                     {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}}]}},
-                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+             openapi_extra=batch_body("EventIn"))
 async def post_events(request: Request, eng: Engine, who: Caller,
                       space: Space = "default") -> JSON:
     """Record events: one object, a JSON array or NDJSON. All or nothing; durable on 200."""

@@ -191,3 +191,12 @@ class ErrorOut(BaseModel):
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` entry documenting JSON errors with these statuses."""
     return {code: {"model": ErrorOut} for code in codes}
+
+
+def batch_body(schema: str) -> dict[str, Any]:
+    """OpenAPI request body of an ingest route: one `schema` object, an array of them, or
+    NDJSON (the route parses the body itself, so FastAPI cannot infer this)."""
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"oneOf": [ref, {"type": "array", "items": ref}]}},
+        "application/x-ndjson": {"schema": {"type": "string"}}}}}
