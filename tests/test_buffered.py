@@ -88,7 +88,7 @@ def test_a_flush_repeated_after_a_crash_lands_once(postgres: PgDatabase, stream:
     client = redis.Redis.from_url(REDIS)
     got: Any = client.xreadgroup(BufferedLog.GROUP, "dying", {stream: ">"}, count=10)
     for entry_id, fields in got[0][1]:
-        from tallyboard.stores.buffered import decode
+        from tallyboard.stores.batches import decode
 
         dying.durable.append_once(entry_id.decode(), *decode(fields[b"b"]))
     assert rows(postgres) == 3 and dying.backlog() == 1  # committed, not acknowledged

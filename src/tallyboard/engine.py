@@ -7,14 +7,15 @@ memory) and queries see a consistent state.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +25,12 @@ from .core.config import ConfigError, MetricConfig
 from .core.events import MAX_NAME, NUL, Event, check_events
 from .core.metric import FilterKey, MetricState, TooManyPoints
 from .core.results import Leaderboard, Point, Rank, Streak
-from .errors import BadQuery, Conflict, InvalidEvent, NotFound
+from .errors import BadQuery, Conflict, InvalidEvent, NotFound, StoreUnavailable
 from .presence.ledger import PresenceLedger, PresenceSettings
 from .presence.ops import PresenceBatch
 from .presence_engine import PresenceEngine
-from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey
+from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey, StateReset
+from .stores.batches import by_space, without
 from .windows import Window, WindowError, check_instant, parse_instant
 
 log = logging.getLogger("tallyboard")
@@ -62,21 +64,6 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-B = TypeVar("B", bound=Columns | list[Any])
-
-
-def without(batch: B, held: Collection[int]) -> B:
-    """`batch` less the positions whose id a log shared with other processes already held
-    (they were not written; the request counts them as duplicates)."""
-    if not held:
-        return batch
-    if isinstance(batch, Columns):
-        keep = np.ones(len(batch), dtype=bool)
-        keep[list(held)] = False
-        return cast(B, batch.select(keep))
-    return type(batch)(x for i, x in enumerate(batch) if i not in held)
 
 
 def instant(value: Instant | None, param: str) -> float | None:
@@ -219,13 +206,26 @@ class Tallyboard(PresenceEngine):
                  known: Collection[int],
                  created: Mapping[MetricKey, Mapping[str, Any]]) -> Accepted:
         """Apply a durable batch in memory (under the lock); what the request answers."""
-        self._remember_ids(fresh, now)
-        fresh = without(fresh, known)
+        return Accepted(self._take(now, fresh, known, created), duplicates + len(known))
+
+    def _take(self, now: float, batch: Batch, held: Collection[int],
+              created: Mapping[MetricKey, Mapping[str, Any]], presence: bool = False) -> int:
+        """Apply a batch the log accepted, less the `held` positions; how many it added.
+
+        On a shared log the batch comes back through the log's order instead (with what
+        other servers wrote before it), so every server applies the same sequence.
+        """
+        kept = without(batch, held)
+        if self.log.shared:
+            with contextlib.suppress(StoreUnavailable):  # durable: shows once Redis answers
+                self._catch_up(*by_space(batch))
+            return len(kept)
+        self._remember_ids(batch, now)
         for key, cfg in created.items():
-            self._metrics[key] = MetricState(MetricConfig.from_dict(cfg))
-        self._apply(fresh)
+            self._metrics[key] = MetricState(MetricConfig.from_dict(cfg), presence=presence)
+        self._apply(kept)
         self._prune_ids(now)
-        return Accepted(len(fresh), duplicates + len(known))
+        return len(kept)
 
     def _settle(self, ids: set[tuple[str, str]]) -> None:
         """A write in flight is done (applied or failed): wake whoever waits on it."""
@@ -280,13 +280,7 @@ class Tallyboard(PresenceEngine):
             key = (space, metric)
             created = {} if key in self._metrics else {key: self.default_config.to_dict()}
             held = self._append(now, cols, created)
-            self._remember_ids(cols, now)
-            cols = without(cols, held)
-            if created:
-                self._metrics[key] = MetricState(MetricConfig.from_dict(created[key]))
-            self._apply(cols)
-            self._prune_ids(now)
-        return Accepted(len(cols), duplicates + len(held))
+            return Accepted(self._take(now, cols, held, created), duplicates + len(held))
 
     def _append(self, now: float, batch: Batch,
                 configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
@@ -376,7 +370,8 @@ class Tallyboard(PresenceEngine):
         for name, param in ((metric, "metric"), (space, "space")):
             if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or NUL in name:
                 raise BadQuery(f"{param} names are 1-128 characters, without U+0000", param)
-        with self.lock:
+        with self.lock, self.log.exclusive([space]):
+            self._catch_up(space)
             self._drained()
             state = self._metrics.get(key)
             is_presence = metric == self._presence_metric_name(space)
@@ -394,38 +389,45 @@ class Tallyboard(PresenceEngine):
                                "needs ?rebuild=true (replays it from the log)",
                                fields=changed)
             self.log.put_config(key, new.to_dict())
-            replayed = 0
-            recompute = bool(changed) or rebuild  # ?rebuild=true always replays
-            if state is not None and state.presence and recompute:
-                state.config = new
-                replayed = self._replay_presence(space)
-            elif state is not None and recompute and state.events:
-                fresh = MetricState(new)
-                for _, events in self.log.replay(key):
-                    if isinstance(events, Columns):
-                        fresh.apply_columns(events)
-                    elif not isinstance(events, PresenceBatch):
-                        fresh.apply(events)
-                    replayed += len(events)
-                self._metrics[key] = fresh
-            elif state is not None:
-                state.config = new
-            else:
-                self._metrics[key] = MetricState(new, presence=is_presence)
-            self._metrics[key].warm(self.clock())
-            info = self._info(key)
+            replayed = self._configure(key, new, bool(changed) or rebuild)  # ?rebuild=true
+            info = self._info(key)                                         # always replays
         if rebuild:
             info["replayed"] = replayed
         return info
 
+    def _configure(self, key: MetricKey, new: MetricConfig, recompute: bool) -> int:
+        """Give a metric (new or not) `new` settings, replaying its history from the log
+        when `recompute`; how many events (or presence operations) were replayed."""
+        state = self._metrics.get(key)
+        replayed = 0
+        if state is not None and state.presence and recompute:
+            state.config = new
+            replayed = self._replay_presence(key[0])
+        elif state is not None and recompute and state.events:
+            fresh = MetricState(new)
+            for _, events in self.log.replay(key):
+                if isinstance(events, Columns):
+                    fresh.apply_columns(events)
+                elif not isinstance(events, PresenceBatch):
+                    fresh.apply(events)
+                replayed += len(events)
+            self._metrics[key] = fresh
+        elif state is not None:
+            state.config = new
+        else:
+            self._metrics[key] = MetricState(
+                new, presence=key[1] == self._presence_metric_name(key[0]))
+        self._metrics[key].warm(self.clock())
+        return replayed
+
     def metrics(self, *, space: str = DEFAULT_SPACE) -> list[dict[str, Any]]:
         """Every metric of `space` with its settings and event count."""
-        with self.lock:
+        with self._reading(space):
             return [self._info(k) for k in sorted(self._metrics) if k[0] == space]
 
     def metric(self, metric: str, *, space: str = DEFAULT_SPACE) -> dict[str, Any]:
         """One metric's settings and event count (NotFound if unknown)."""
-        with self.lock:
+        with self._reading(space):
             self._state(space, metric)
             return self._info((space, metric))
 
@@ -458,7 +460,7 @@ class Tallyboard(PresenceEngine):
         lo, hi = instant(start, "start"), instant(end, "end")
         if lo is not None and hi is not None and lo > hi:
             raise BadQuery("start must not be after end", "start")
-        with self.lock:
+        with self._reading(space):
             state = self._state(space, metric)
             return state.sum(self._filter(state, tag), member, lo, hi, self.clock())
 
@@ -472,7 +474,7 @@ class Tallyboard(PresenceEngine):
         if step not in STEPS:
             raise BadQuery(f"step must be one of {', '.join(STEPS)}", "step")
         lo, hi = instant(start, "start"), instant(end, "end")
-        with self.lock:
+        with self._reading(space):
             state = self._state(space, metric)
             key = self._filter(state, tag)
             hi = self.clock() if hi is None else hi
@@ -502,7 +504,7 @@ class Tallyboard(PresenceEngine):
         if members is not None and len(members) > MAX_GROUP:
             raise BadQuery(f"at most {MAX_GROUP} members", "members")
         win, at_ = self._window(window, start, end, at)
-        with self.lock:
+        with self._reading(space):
             state = self._state(space, metric)
             return state.leaderboard(self._filter(state, tag), win, n, offset, at_,
                                      self.clock(), members)
@@ -515,7 +517,7 @@ class Tallyboard(PresenceEngine):
         if not 0 <= radius <= MAX_RADIUS:
             raise BadQuery(f"radius must be between 0 and {MAX_RADIUS}", "radius")
         win, at_ = self._window(window, start, end, at)
-        with self.lock:
+        with self._reading(space):
             state = self._state(space, metric)
             return state.rank(self._filter(state, tag), member, win, radius, at_,
                               self.clock())
@@ -531,7 +533,7 @@ class Tallyboard(PresenceEngine):
         if isinstance(min, bool) or not isinstance(min, int) or min < 1:
             raise BadQuery("min must be an integer >= 1", "min")
         at_ = instant(at, "at")
-        with self.lock:
+        with self._reading(space):
             state = self._state(space, metric)
             cal = state.config.calendar
             if timezone is not None or day_start is not None:
@@ -553,6 +555,61 @@ class Tallyboard(PresenceEngine):
         except WindowError as exc:
             raise BadQuery(str(exc), exc.param) from None
         return win, instant(at, "at")
+
+    # ---- following a log shared with other servers ------------------------------------------
+    @contextlib.contextmanager
+    def _reading(self, space: str) -> Iterator[None]:
+        """The lock, with `space` brought up to date first (a no-op for a private log)."""
+        with self.lock:
+            self._catch_up(space)
+            yield
+
+    def _catch_up(self, *spaces: str) -> None:
+        """Apply, in the shared log's order, what any server appended to `spaces` since
+        this engine last looked (all of it, the first time a space is touched)."""
+        if not self.log.shared:
+            return
+        for space in spaces:
+            while True:
+                try:
+                    for received_at, batch, configs in self.log.tail(space):
+                        self._follow(received_at, batch, configs)
+                    break
+                except StateReset:  # the hot store was rebuilt: read every space afresh
+                    self._forget()
+        self._prune_ids(self.clock())
+
+    def _follow(self, received_at: float, batch: Batch,
+                configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
+        for key, cfg in configs.items():
+            self._adopt(key, cfg, created=bool(batch))
+        if batch:
+            if received_at >= self.clock() - self.id_retention:
+                self._remember_ids(batch, received_at)
+            self._apply(batch)
+
+    def _adopt(self, key: MetricKey, cfg: Mapping[str, Any], created: bool) -> None:
+        """Settings from the shared log: a new metric's (kept only if it is still new),
+        or a change some server made (already made here if this server made it)."""
+        space, name = key
+        if name == PRESENCE_KEY:
+            new_presence = PresenceSettings(**cfg)
+            if new_presence != self._presence_settings.get(space, PresenceSettings()):
+                self._use_presence(space, new_presence)
+            return
+        state = self._metrics.get(key)
+        new = MetricConfig.from_dict(cfg)
+        if state is not None and (created or state.config == new):
+            return
+        self._configure(key, new, bool(state and state.config.calendar_changed(new)))
+
+    def _forget(self) -> None:
+        """Drop every space's state (it is read again from the shared log on use)."""
+        self._metrics.clear()
+        self._ledgers.clear()
+        self._presence_settings.clear()
+        self._ids.clear()
+        self.events_total = 0
 
     # ---- introspection ----------------------------------------------------------------------
     def stats(self) -> dict[str, float]:

@@ -6,6 +6,7 @@ Mixed into `Tallyboard`, sharing its lock, log, clock and metrics.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections import Counter
@@ -39,6 +40,9 @@ class PresenceEngine:
     _remember_ids: Callable[[Any, float], None]
     _drained: Callable[[], None]
     _wait_for: Callable[[set[tuple[str, str]]], None]
+    _reading: Callable[[str], contextlib.AbstractContextManager[None]]
+    _catch_up: Callable[..., None]
+    _take: Callable[..., int]
     _append: Callable[[float, Any, Mapping[MetricKey, Mapping[str, Any]]], Collection[int]]
     _ledgers: dict[str, PresenceLedger]
     _presence_settings: dict[str, PresenceSettings]
@@ -46,14 +50,14 @@ class PresenceEngine:
     # ---- settings -------------------------------------------------------------------------
     def presence_settings(self, *, space: str = "default") -> dict[str, Any]:
         """A space's presence settings (metric, migration_window, close_on_gap)."""
-        return self._presence_settings.get(space, PresenceSettings()).to_dict()
+        with self._reading(space):
+            return self._presence_settings.get(space, PresenceSettings()).to_dict()
 
     def set_presence(self, settings: Mapping[str, Any] | None = None, *,
                      space: str = "default", **more: Any) -> dict[str, Any]:
         """Change a space's presence settings; its presence history is replayed with them."""
         changes = {**(settings or {}), **more}
-        old = self._presence_settings.get(space, PresenceSettings())
-        values = old.to_dict()
+        values = self.presence_settings(space=space)
         for key, value in changes.items():
             if key not in values:
                 raise BadQuery(f"unknown presence setting {key!r}; settings are "
@@ -70,20 +74,27 @@ class PresenceEngine:
             raise BadQuery("close_on_gap must be 'snapshot' or 'last_seen'", "close_on_gap")
         new = PresenceSettings(str(values["metric"]), window,
                                values["close_on_gap"])
-        with self.lock:
+        with self.lock, self.log.exclusive([space]):
+            self._catch_up(space)
             self._drained()  # no ordinary write may land in a metric it turns into presence
             target = self._metrics.get((space, new.metric))
-            if new.metric != old.metric and target is not None and not target.presence:
-                if target.events:
-                    raise Conflict(f"metric {new.metric!r} already holds events",
-                                   field="metric")
-                target.config = self.presence_metric_config(target.config)
+            moved = new.metric != self._presence_metric_name(space)
+            if moved and target is not None and not target.presence and target.events:
+                raise Conflict(f"metric {new.metric!r} already holds events", field="metric")
             self.log.put_config((space, PRESENCE_KEY), new.to_dict())
-            self._presence_settings[space] = new
-            if new.metric != old.metric:  # the old metric only ever held presence credit
-                self._metrics.pop((space, old.metric), None)
-            self._replay_presence(space)
+            self._use_presence(space, new)
         return new.to_dict()
+
+    def _use_presence(self, space: str, new: PresenceSettings) -> None:
+        """Switch a space to `new` presence settings and replay its presence with them."""
+        old = self._presence_settings.get(space, PresenceSettings())
+        target = self._metrics.get((space, new.metric))
+        if new.metric != old.metric and target is not None and not target.presence:
+            target.config = self.presence_metric_config(target.config)
+        self._presence_settings[space] = new
+        if new.metric != old.metric:  # the old metric only ever held presence credit
+            self._metrics.pop((space, old.metric), None)
+        self._replay_presence(space)
 
     @staticmethod
     def presence_metric_config(config: MetricConfig) -> MetricConfig:
@@ -116,11 +127,13 @@ class PresenceEngine:
         older than its room's newest op) is a Conflict naming its index: late presence
         is refused rather than credited wrongly.
         """
-        from .engine import Accepted, without
+        from .engine import Accepted
 
         now = self.clock()
         batch = check_ops(list(ops), space, now, self.skew)
-        with self.lock:
+        spaces = sorted({op.space for op in batch})
+        with self.lock, self.log.exclusive(spaces):
+            self._catch_up(*spaces)  # validated against every server's operations so far
             self._wait_for({(op.space, op.id) for op in batch if op.id is not None})
             fresh, duplicates = self._dedupe(batch)
             by_space: dict[str, list[int]] = {}
@@ -136,12 +149,8 @@ class PresenceEngine:
                 if key not in self._metrics:
                     created[key] = self._presence_config().to_dict()
             held = self._append(now, PresenceBatch(fresh), created)
-            self._remember_ids(fresh, now)
-            applied = without(PresenceBatch(fresh), held)
-            for key, cfg in created.items():
-                self._metrics[key] = MetricState(MetricConfig.from_dict(cfg), presence=True)
-            self._apply_presence(applied)
-        return Accepted(len(applied), duplicates + len(held))
+            added = self._take(now, PresenceBatch(fresh), held, created, presence=True)
+        return Accepted(added, duplicates + len(held))
 
     def _presence_config(self) -> MetricConfig:
         return self.default_config.updated({"dimensions": ["room"], "rolling": []})
@@ -172,12 +181,12 @@ class PresenceEngine:
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self, *, space: str = "default") -> list[dict[str, Any]]:
         """Rooms with members present now, most crowded first."""
-        with self.lock:
+        with self._reading(space):
             return [{"room": r, "members": n} for r, n in self._ledger(space).rooms()]
 
     def room(self, room: str, *, space: str = "default") -> dict[str, Any]:
         """Who is in `room` now, and since when."""
-        with self.lock:
+        with self._reading(space):
             return {"room": room, "members": [{"member": m, "since": t}
                                               for m, t in self._ledger(space).room(room)]}
 
@@ -187,7 +196,7 @@ class PresenceEngine:
         from .engine import instant
 
         lo, hi = instant(start, "start"), instant(end, "end")
-        with self.lock:
+        with self._reading(space):
             now = math.ceil(self.clock())
             found = self._ledger(space).sessions(
                 member, None if lo is None else math.ceil(lo), None if hi is None
@@ -201,7 +210,7 @@ class PresenceEngine:
         from .engine import instant
 
         lo, hi = instant(start, "start"), instant(end, "end")
-        with self.lock:
+        with self._reading(space):
             now = self.clock()
             hi = now if hi is None else hi
             if lo is None:
@@ -230,7 +239,7 @@ class PresenceEngine:
         from .engine import instant
 
         lo, hi = instant(start, "start"), instant(end, "end")
-        with self.lock:
+        with self._reading(space):
             found = [m for m in self._ledger(space).migrations(member)
                      if (lo is None or m.ts >= lo) and (hi is None or m.ts < hi)
                      and (source is None or m.source == source)

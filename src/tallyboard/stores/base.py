@@ -7,6 +7,7 @@ A log is the source of truth: accepted events and metric configs, in order. Hot 
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,12 @@ from ..presence.ops import PresenceBatch
 MetricKey = tuple[str, str]  # (space, metric)
 Batch = Sequence[Event] | Columns | PresenceBatch  # rows, columns of one metric, or presence
 Appended = tuple[float, Batch, Mapping[MetricKey, Mapping[str, Any]]]  # append's arguments
+Entry = tuple[float, Batch, dict[MetricKey, dict[str, Any]]]  # a shared log's entry
 PRESENCE_KEY = "\x00presence"  # the MetricKey[1] under which presence batches replay
+
+
+class StateReset(Exception):
+    """A shared log was rebuilt under us: forget every space and read them again."""
 
 
 class EventLog(abc.ABC):
@@ -29,7 +35,22 @@ class EventLog(abc.ABC):
       it already holds and returns their positions (the engine then skips them too).
     - `replay` yields batches in the order they were appended.
     - Configs written with `append` or `put_config` come back from `configs`.
+    - A `shared` log is written by several processes at once: each engine replays a
+      space lazily and follows it with `tail` before answering, so every process holds
+      the same state; order-sensitive writes run inside `exclusive`.
     """
+
+    shared = False
+
+    def tail(self, space: str) -> Iterator[Entry]:
+        """What was appended to `space` since the last call, in order (shared logs);
+        raises StateReset when the log was rebuilt since."""
+        return iter(())
+
+    def exclusive(self, spaces: Collection[str]) -> contextlib.AbstractContextManager[None]:
+        """Hold other processes off `spaces` while an order-sensitive write (presence,
+        settings) checks the state it was validated against and appends."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def append(self, received_at: float, events: Batch,

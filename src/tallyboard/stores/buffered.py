@@ -18,64 +18,20 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-import orjson
 import redis
 
-from ..core.columns import Columns
-from ..core.events import Event
 from ..errors import StoreUnavailable
-from ..presence.ledger import PresenceOp
-from ..presence.ops import PresenceBatch
-from .base import PRESENCE_KEY, Batch, EventLog, MetricKey
+from .base import Batch, EventLog, MetricKey
+from .batches import decode, encode, wanted
 from .postgres import PostgresLog
 
 log = logging.getLogger("tallyboard.flusher")
-
-
-def encode(received_at: float, events: Batch,
-           configs: Mapping[MetricKey, Mapping[str, Any]]) -> bytes:
-    """One stream entry's payload: the batch, its arrival time and new metric configs."""
-    if isinstance(events, PresenceBatch):
-        body: Any = {"presence": [tuple(op) for op in events]}
-    elif isinstance(events, Columns):
-        body = {"columns": orjson.loads(events.to_json())}
-    else:
-        body = {"events": [tuple(e) for e in events]}
-    body["t"] = received_at
-    body["configs"] = [[s, m, dict(c)] for (s, m), c in configs.items()]
-    return orjson.dumps(body)
-
-
-def decode(payload: bytes) -> tuple[float, Batch, dict[MetricKey, dict[str, Any]]]:
-    data = orjson.loads(payload)
-    configs = {(s, m): c for s, m, c in data["configs"]}
-    if "presence" in data:
-        batch: Batch = PresenceBatch(PresenceOp(r[0], r[1], r[2], r[3],
-                                                None if r[4] is None else tuple(r[4]), r[5],
-                                                r[6]) for r in data["presence"])
-    elif "columns" in data:
-        batch = Columns.from_json(data["columns"])
-    else:
-        batch = [Event(*r) for r in data["events"]]
-    return data["t"], batch, configs
 
 
 def _entries(raw: Any) -> list[tuple[str, bytes]]:
     """``(entry id, payload)`` of stream entries as redis-py returns them (deleted ones,
     which come back without fields, are left out)."""
     return [(entry_id.decode(), fields[b"b"]) for entry_id, fields in raw or () if fields]
-
-
-def _wanted(batch: Batch, metric: MetricKey | None) -> Batch | None:
-    """The part of `batch` a replay of `metric` wants (None: nothing)."""
-    if metric is None:
-        return batch
-    if isinstance(batch, PresenceBatch):
-        return PresenceBatch(op for op in batch if op.space == metric[0]) \
-            if metric[1] == PRESENCE_KEY else None
-    if isinstance(batch, Columns):
-        return batch if (batch.space, batch.metric) == metric else None
-    return [e for e in batch if isinstance(e, Event) and (e.space, e.metric) == metric]
 
 
 class BufferedLog(EventLog):
@@ -210,9 +166,9 @@ class BufferedLog(EventLog):
             if entry_id in flushed:
                 continue
             received_at, batch, _ = decode(payload)
-            wanted = _wanted(batch, metric)
-            if wanted is not None:
-                yield received_at, wanted
+            part = wanted(batch, metric)
+            if part is not None:
+                yield received_at, part
 
     def batch_count(self) -> int | None:
         durable, pending = self.durable.batch_count(), self.backlog()
