@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import api_helpers
-from pg_support import PgDatabase, reachable
+from pg_support import STORES, OwnRedisCluster, PgDatabase, backing, reachable, start_redis_cluster
 from support import ServerProcess
 from tallyboard.stores import MemoryLog
 
@@ -39,12 +39,22 @@ def postgres() -> Iterator[PgDatabase]:
     db.drop()
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[OwnRedisCluster]:
+    """A Redis Cluster of this test run's own (3 masters on free ports)."""
+    cluster = start_redis_cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=STORES)
 def log_backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run a test on the in-memory log, then on an emptied PostgreSQL log (the test_api_*
-    modules use it for every test: ``pytestmark = pytest.mark.usefixtures(...)``)."""
-    if request.param == "postgres":
-        api_helpers.default_log[0] = request.getfixturevalue("postgres").log
+    """Run a test on the in-memory log, an emptied PostgreSQL log, Redis + PostgreSQL and
+    Redis Cluster + PostgreSQL (the test_api_* modules use it for every test:
+    ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    found = backing(request, request.param)
+    if found is not None:
+        api_helpers.default_log[0] = found.log
     try:
         yield str(request.param)
     finally:

@@ -12,7 +12,7 @@ import pytest
 from api_helpers import Api, api, assert_error, event
 from tallyboard.settings import ApiKey, Settings
 
-pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
 
 READ = {"Authorization": "Bearer reader-key-1"}
 WRITE = {"Authorization": "Bearer writer-key-1"}

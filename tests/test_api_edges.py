@@ -12,7 +12,7 @@ import pytest
 from api_helpers import NOW, Api, api, assert_error, event
 from tallyboard.settings import ApiKey, Settings
 
-pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

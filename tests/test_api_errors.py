@@ -10,7 +10,7 @@ import pytest
 
 from api_helpers import NOW, Api, api, assert_error, event
 
-pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
 
 QUERIES = ["/v1/sum", "/v1/series", "/v1/leaderboard", "/v1/rank", "/v1/streak"]
 BASE = {"metric": "points", "member": "alice", "step": "hour", "start": NOW - 7200, "end": NOW}

@@ -13,7 +13,7 @@ from api_helpers import NOW, Api, api, assert_error, event, ts
 from tallyboard.core.config import MetricConfig
 from tallyboard.stores import SQLiteLog
 
-pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)

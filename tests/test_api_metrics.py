@@ -11,7 +11,7 @@ import pytest
 from api_helpers import Api, api, assert_error, event, ts
 from tallyboard.stores import SQLiteLog
 
-pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
 
 DEFAULTS = {"timezone": "UTC", "day_start": "00:00", "week_start": "monday",
             "dimensions": [], "rolling": ["24h", "7d"]}

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from redis.cluster import RedisCluster
 
 from api_helpers import Api, api, event
+from tallyboard.stores.redis_feed import RedisFeed
 
-pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
 
 
 @pytest.fixture
@@ -110,7 +112,11 @@ def test_docs_and_dashboard_are_html(tb: Api) -> None:
         assert r.headers["content-type"].startswith("text/html")
 
 
-def test_each_test_runs_on_the_log_it_says(tb: Api, log_backend: str) -> None:
-    """Guards the two-log run itself: the engine really sits on the named log."""
-    assert type(tb.engine.log).__name__ == {"memory": "MemoryLog",
-                                            "postgres": "PostgresLog"}[log_backend]
+def test_each_test_runs_on_the_store_it_says(tb: Api, log_backend: str) -> None:
+    """Guards the four-store run itself: the engine really sits on the named store."""
+    log = tb.engine.log
+    assert type(log).__name__ == {"memory": "MemoryLog", "postgres": "PostgresLog",
+                                  "redis": "RedisFeed", "cluster": "RedisFeed"}[log_backend]
+    if isinstance(log, RedisFeed):
+        assert type(log.durable).__name__ == "PostgresLog"
+        assert isinstance(log._redis, RedisCluster) == (log_backend == "cluster")

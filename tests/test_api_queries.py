@@ -9,7 +9,7 @@ import pytest
 
 from api_helpers import NOW, Api, api, assert_error, event, ts
 
-pytestmark = pytest.mark.usefixtures("log_backend")  # each test on both logs
+pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 import tallyboard
-from pg_support import PgDatabase
+from pg_support import STORES, backing
 from presence_reference import Cal, Op, Reference
 from support import ServerProcess
 from tallyboard import Accepted, Entry, Tallyboard
@@ -225,7 +225,7 @@ def _set_calendar(tb: Tallyboard, rebuild: bool) -> None:
                   week_start=CAL.week_start, rebuild=rebuild)
 
 
-@pytest.mark.parametrize("log", ["memory", "postgres"])
+@pytest.mark.parametrize("log", STORES)
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(base=st.sampled_from(BASES), steps=st.lists(step_st, min_size=8, max_size=40),
        window=st.sampled_from((0, 3, 60, 300)),
@@ -233,11 +233,13 @@ def _set_calendar(tb: Tallyboard, rebuild: bool) -> None:
 def test_engine_matches_reference(base: int, steps: list[Step], window: int, mode: str,
                                   extra: int, log: str,
                                   request: pytest.FixtureRequest) -> None:
-    """On the in-memory log, and on PostgreSQL, where the answers are checked once more
-    on an engine rebuilt from the log alone (open sessions included)."""
+    """On every store; on the durable ones the answers are checked once more on a second
+    engine: rebuilt from PostgreSQL alone (open sessions included), or another server
+    sharing the hot store."""
     clock = Clock(base)
-    pg: PgDatabase | None = request.getfixturevalue("postgres") if log == "postgres" else None
-    tb = Tallyboard(pg.log(), clock=clock) if pg else _open(clock)
+    pg = backing(request, log)
+    first = pg.log() if pg else None
+    tb = Tallyboard(first, clock=clock) if first else _open(clock)
     # The calendar first, then presence settings: neither may undo the other, and the
     # metric keeps its `room` dimension though the calendar change does not name it.
     _set_calendar(tb, rebuild=False)
@@ -248,8 +250,8 @@ def test_engine_matches_reference(base: int, steps: list[Step], window: int, mod
     _run(tb, ref, clock, base, steps)
     clock.now += extra
     _check_all(tb, ref, clock.now, base)
-    if pg:
-        tb = Tallyboard(pg.log(empty=False), clock=clock)
+    if pg and first:
+        tb = Tallyboard(pg.again(first), clock=clock)
         _check_all(tb, ref, clock.now, base)
     # New settings replay the whole presence history with them.
     other = "last_seen" if mode == "snapshot" else "snapshot"

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tallyboard
-from pg_support import PgDatabase
+from pg_support import STORES, HotStores, PgDatabase, backing
 from reference import WEEKDAYS, RefCalendar, Reference, Rejected, to_seconds
 from tallyboard.errors import Conflict, InvalidEvent, NotFound
 from tallyboard.stores import EventLog, MemoryLog
@@ -171,24 +171,25 @@ def record_both(tb: tallyboard.Tallyboard, ref: Reference, batch: list[Raw], now
     assert (got.accepted, got.duplicates) == want, batch
 
 
-def build(sc: Scenario, pg: PgDatabase | None = None) -> tuple[tallyboard.Tallyboard,
-                                                               Reference]:
-    """Both sides fed the scenario; with `pg`, the engine writes to PostgreSQL and is then
-    rebuilt from that log alone, so every answer also checks the replay."""
-    tb, ref = fresh(sc.cal, lambda: NOW, pg.log() if pg else None)
+def build(sc: Scenario, pg: PgDatabase | HotStores | None = None) -> tuple[
+        tallyboard.Tallyboard, Reference]:
+    """Both sides fed the scenario; with `pg`, the answers come from a second engine: one
+    rebuilt from the PostgreSQL log alone, or another server sharing the hot store."""
+    first = pg.log() if pg else None
+    tb, ref = fresh(sc.cal, lambda: NOW, first)
     for space, batch in sc.batches:
         record_both(tb, ref, batch, NOW, space)
-    if pg:
-        tb = tallyboard.Tallyboard(pg.log(empty=False), clock=lambda: NOW)
+    if pg and first:
+        tb = tallyboard.Tallyboard(pg.again(first), clock=lambda: NOW)
     return tb, ref
 
 
-LOGS = pytest.mark.parametrize("log", ["memory", "postgres"])
+LOGS = pytest.mark.parametrize("log", STORES)
 
 
-def database(request: pytest.FixtureRequest, log: str) -> PgDatabase | None:
-    """The test run's PostgreSQL database when `log` asks for it (skips without one)."""
-    return request.getfixturevalue("postgres") if log == "postgres" else None
+def database(request: pytest.FixtureRequest, log: str) -> PgDatabase | HotStores | None:
+    """What store `log` writes to (skips without its server)."""
+    return backing(request, log)
 
 
 def known(ref: Reference, space: str) -> bool:
