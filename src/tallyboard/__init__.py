@@ -33,7 +33,7 @@ from .errors import (
     TooLarge,
     Unauthorized,
 )
-from .stores import log_from_url
+from .stores import log_from_url, shared_log
 from .windows import Window
 
 __all__ = [
@@ -45,7 +45,8 @@ __all__ = [
 
 
 def open(url_or_path: str = "./tallyboard-data", *, clock: Callable[[], float] = time.time,
-         key: str | None = None, **options: Any) -> Tallyboard | RemoteTallyboard:
+         key: str | None = None, store: str | None = None, store_prefix: str = "tb",
+         **options: Any) -> Tallyboard | RemoteTallyboard:
     """Open a tallyboard: embedded from a path or URL, or a client of a running server.
 
     `url_or_path` is a data directory (``./tallyboard-data``), ``sqlite:///file``,
@@ -53,7 +54,15 @@ def open(url_or_path: str = "./tallyboard-data", *, clock: Callable[[], float] =
     (nothing kept) or ``http(s)://host:port`` (a server; `key` is its API key). An
     embedded store rebuilds its state from the durable log on open; `options`
     go to `Tallyboard` (``default_config``, ``skew``, ``id_retention``).
+
+    `store` (``redis://host:port/db``, a Redis or Redis Cluster) shares a PostgreSQL
+    log's state with every other server and process opened on the same store and
+    `store_prefix`: each sees all the others' writes before it answers.
     """
     if url_or_path.startswith(("http://", "https://")):
         return RemoteTallyboard(url_or_path, key=key)
-    return Tallyboard(log_from_url(url_or_path), clock=clock, **options)
+    log = log_from_url(url_or_path)
+    if store is not None:
+        log = shared_log(log, store, store_prefix,
+                         options.get("id_retention", 7 * 86400))
+    return Tallyboard(log, clock=clock, **options)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     port: int = 8080
     data: Path = Path("tallyboard-data")
     log: str | None = None
+    store: str | None = None
+    store_prefix: str = Field(default="tb", pattern=r"^[^{}]+$")
     durability: Literal["sync", "buffered"] = "sync"
     buffer: str | None = None
     buffer_max_entries: int = Field(default=100_000, ge=1)
@@ -64,6 +66,15 @@ class Settings(BaseSettings):
                 self.buffer and (self.log or "").startswith(("postgresql://", "postgres://"))):
             raise ValueError("durability = 'buffered' needs buffer = 'redis://…' and a "
                              "PostgreSQL log = 'postgresql://…'")
+        return self
+
+    @model_validator(mode="after")
+    def _check_store(self) -> Settings:
+        if self.store is not None and not (
+                self.store.startswith(("redis://", "rediss://", "unix://"))
+                and (self.log or "").startswith(("postgresql://", "postgres://"))):
+            raise ValueError("store = 'redis://…' (the shared hot store) needs a PostgreSQL "
+                             "log = 'postgresql://…' to rebuild it from")
         return self
 
     @property

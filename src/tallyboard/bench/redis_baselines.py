@@ -182,7 +182,7 @@ class PackageLeaderboard:
     """
 
     def __init__(self, client: redis.Redis, name: str) -> None:
-        from leaderboard.leaderboard import Leaderboard  # type: ignore[import-untyped]
+        from leaderboard.leaderboard import Leaderboard
 
         self.name = name
         self.board: Any = Leaderboard(name, redis_connection=client)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .base import EventLog
 from .memory import MemoryLog
 from .sqlite import SQLiteLog
 
-__all__ = ["EventLog", "MemoryLog", "SQLiteLog", "buffered_log", "log_from_url"]
+__all__ = ["EventLog", "MemoryLog", "SQLiteLog", "buffered_log", "log_from_url",
+           "shared_log"]
 
 LOG_FILE = "events.sqlite3"
 
@@ -37,3 +39,14 @@ def log_from_url(url: str) -> EventLog:
         raise ValueError(f"unsupported log URL {url!r}; use memory://, sqlite:///path, "
                          "postgresql://… or a directory")
     return SQLiteLog(Path(url) / LOG_FILE)
+
+
+def shared_log(durable: EventLog, store: str, prefix: str = "tb",
+               id_retention: float = 7 * 86400,
+               progress: Callable[[int, int | None], None] | None = None) -> EventLog:
+    """`durable` shared through the hot store at `store` (Redis or Redis Cluster), so
+    several servers serve the same state; an empty store is first filled from `durable`."""
+    from .redis_feed import RedisFeed  # redis loads only for the hot store
+
+    return RedisFeed(durable, store, prefix=prefix, id_retention=id_retention,
+                     progress=progress)

@@ -90,7 +90,11 @@ class RedisFeed(EventLog):
     shared = True
 
     def __init__(self, durable: EventLog, url: str, *, prefix: str = "tb",
-                 id_retention: float = 7 * 86400, lock_seconds: float = 10.0) -> None:
+                 id_retention: float = 7 * 86400, lock_seconds: float = 10.0,
+                 fill: bool = True,
+                 progress: Callable[[int, int | None], None] | None = None) -> None:
+        """`fill`: an empty hot store (new, or Redis flushed) is rebuilt from `durable`
+        at once, reporting `progress(batches done, batches in all)`."""
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("the Redis key prefix must be non-empty and free of braces")
         self.durable = durable
@@ -104,9 +108,9 @@ class RedisFeed(EventLog):
         self._gen: bytes | None = None
         self._call(lambda r: r.function_load(LIBRARY, replace=True))  # on every primary
         self._gen = self._call(lambda r: r.get(self._key("gen")))
-        if self._gen is None:  # a new or emptied Redis: fill it (or wait for who does)
+        if self._gen is None and fill:  # a new or emptied Redis: fill it (or wait)
             with contextlib.suppress(RebuildRunning):
-                self.rebuild()
+                self.rebuild(progress)
             self._gen = self._wait_for_gen()
 
     def _wait_for_gen(self, seconds: float = 600.0) -> bytes:

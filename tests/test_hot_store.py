@@ -1,0 +1,198 @@
+"""The shared hot store with real processes: several servers on one Redis + PostgreSQL
+answer alike, a kill -9 loses nothing, a flushed Redis is rebuilt from PostgreSQL and
+answers identically, a Redis that goes away keeps accepted writes, and PostgreSQL down
+is 503 with nothing half-applied (SPEC, issue 4)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from pg_support import REDIS_URL, OwnPostgres, OwnRedis, PgDatabase, redis_reachable
+from support import ServerProcess
+from tallyboard.engine import Tallyboard
+from tallyboard.errors import StoreUnavailable
+from tallyboard.stores.postgres import PostgresLog
+from tallyboard.stores.redis_feed import RedisFeed
+
+pytestmark = pytest.mark.slow
+T0 = int(time.time()) - 3600
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix of the test's own on the machine's Redis, deleted afterwards."""
+    why = redis_reachable()
+    if why:
+        pytest.skip(why)
+    name = f"tbtest-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{name}:*"):
+        client.unlink(key)
+
+
+def _post(server: ServerProcess, path: str, body: Any) -> dict[str, Any]:
+    r = httpx.post(server.url + path, json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _answers(server: ServerProcess) -> dict[str, Any]:
+    """What a user sees: boards, sums, series, sessions, rooms (every kind of query)."""
+    def get(path: str, **params: Any) -> Any:
+        r = httpx.get(server.url + path, params=params, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    return {
+        "all": get("/v1/leaderboard", metric="points", at=T0 + 3000),
+        "day": get("/v1/leaderboard", metric="points", window="day", at=T0 + 600),
+        "rolling": get("/v1/leaderboard", metric="points", window="rolling:1h", at=T0 + 900),
+        "sum": get("/v1/sum", metric="points", member="alice", start=T0, end=T0 + 120),
+        "series": get("/v1/series", metric="points", member="alice", step="minute",
+                      start=T0, end=T0 + 300),
+        "rank": get("/v1/rank", metric="points", member="carol", radius=1, at=T0 + 3000),
+        "sessions": get("/v1/presence/sessions", member="m1"),
+        "rooms": get("/v1/presence/rooms"),
+        "metrics": get("/v1/metrics"),
+    }
+
+
+def _write_some(first: ServerProcess, second: ServerProcess) -> None:
+    """Writes of every kind, spread over two servers (ids repeated across them)."""
+    assert _post(first, "/v1/events", [
+        {"metric": "points", "member": "alice", "value": 5, "ts": T0, "id": "e1"},
+        {"metric": "points", "member": "bob", "value": 3, "ts": T0 + 30}]) == \
+        {"accepted": 2, "duplicates": 0}
+    assert _post(second, "/v1/events", [
+        {"metric": "points", "member": "alice", "value": 5, "ts": T0, "id": "e1"},
+        {"metric": "points", "member": "carol", "value": 9, "ts": T0 + 61},
+        {"metric": "points", "member": "alice", "value": -2, "ts": T0 + 90}]) == \
+        {"accepted": 2, "duplicates": 1}
+    _post(first, "/v1/presence", {"type": "join", "room": "r1", "member": "m1", "ts": T0})
+    _post(second, "/v1/presence", {"type": "leave", "room": "r1", "member": "m1",
+                                   "ts": T0 + 60})
+    _post(second, "/v1/presence", {"type": "join", "room": "r2", "member": "m1",
+                                   "ts": T0 + 70})
+    r = httpx.put(second.url + "/v1/metrics/points", params={"rebuild": "true"},
+                  json={"timezone": "America/New_York", "day_start": "05:00"}, timeout=10)
+    assert r.status_code == 200, r.text
+
+
+def test_servers_sharing_a_hot_store_answer_alike_and_survive_kill9(
+        tmp_path: Path, postgres: PgDatabase, prefix: str) -> None:
+    postgres.log().close()  # an emptied database
+    args = ("--log", postgres.url, "--store", REDIS_URL, "--store-prefix", prefix)
+    a, b = ServerProcess(tmp_path / "a", *args), ServerProcess(tmp_path / "b", *args)
+    a.start()
+    b.start()
+    try:
+        _write_some(a, b)
+        seen = _answers(a)
+        assert seen == _answers(b)
+        assert [e["member"] for e in seen["all"]["entries"]] == ["carol", "alice", "bob"]
+        assert seen["sum"] == {"sum": 3}
+        assert next((s["room"], s["seconds"]) for s in seen["sessions"]["sessions"]) == \
+            ("r1", 60)
+        a.kill9()  # acknowledged writes live in PostgreSQL and Redis, not in the process
+        _post(b, "/v1/events", [{"metric": "points", "member": "dave", "value": 1,
+                                 "ts": T0 + 100}])
+        a.start()
+        assert _answers(a) == _answers(b)
+        assert len(_answers(a)["all"]["entries"]) == 4
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_flushed_redis_is_rebuilt_from_postgres_and_answers_identically(
+        tmp_path: Path, postgres: PgDatabase) -> None:
+    postgres.log().close()
+    own = OwnRedis()
+    own.start()
+    server = ServerProcess(tmp_path / "s", "--log", postgres.url, "--store", own.url)
+    try:
+        server.start()
+        _write_some(server, server)
+        before = _answers(server)
+        redis.Redis.from_url(own.url).flushall()  # Redis lost its data
+        lost = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
+        assert lost.status_code == 503
+        assert "tallyboard rebuild" in lost.json()["error"]["message"]
+        rebuilt = subprocess.run(
+            [sys.executable, "-m", "tallyboard.cli", "rebuild", "--log", postgres.url,
+             "--store", own.url], capture_output=True, text=True, timeout=120)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "batches from" in rebuilt.stdout
+        assert _answers(server) == before
+    finally:
+        server.stop()
+        own.remove()
+
+
+def test_writes_while_redis_is_away_are_kept_and_shown_once_it_is_back(
+        tmp_path: Path, postgres: PgDatabase) -> None:
+    """Redis killed: writes still succeed (durable in PostgreSQL), reads are 503; Redis
+    restarted (append-only file): the writes are published and every server sees them."""
+    postgres.log().close()
+    own = OwnRedis()
+    own.start()
+    server = ServerProcess(tmp_path / "s", "--log", postgres.url, "--store", own.url)
+    try:
+        server.start()
+        _post(server, "/v1/events", {"metric": "points", "member": "a", "value": 1,
+                                     "ts": T0})
+        assert own.proc is not None
+        own.proc.kill()
+        own.proc.wait()
+        kept = _post(server, "/v1/events", {"metric": "points", "member": "b", "value": 4,
+                                            "ts": T0})
+        assert kept == {"accepted": 1, "duplicates": 0}
+        r = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "store_unavailable"
+        assert int(r.headers["retry-after"]) >= 1
+        own.start()
+        board = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
+        assert board.status_code == 200
+        assert board.json()["entries"] == [{"rank": 1, "member": "b", "score": 4},
+                                           {"rank": 2, "member": "a", "score": 1}]
+        other = Tallyboard(RedisFeed(PostgresLog(postgres.url), own.url))
+        assert other.sum("points", "b") == 4  # another server sees the kept write
+        other.close()
+    finally:
+        server.stop()
+        own.remove()
+
+
+def test_postgres_down_is_503_and_nothing_reaches_the_hot_store(prefix: str) -> None:
+    pg = OwnPostgres()
+    pg.start()
+    try:
+        tb = Tallyboard(RedisFeed(PostgresLog(pg.url), REDIS_URL, prefix=prefix))
+        tb.record("points", "a", 2, ts=T0, id="first")
+        feed = redis.Redis.from_url(REDIS_URL)
+        entries = feed.xlen(f"{prefix}:{{default}}:feed")
+        pg.stop("fast")
+        with pytest.raises(StoreUnavailable):
+            tb.record_many([{"metric": "points", "member": "a", "value": 7, "ts": T0},
+                            {"metric": "points", "member": "b", "value": 1, "ts": T0,
+                             "id": "second"}])
+        assert feed.xlen(f"{prefix}:{{default}}:feed") == entries  # nothing half-applied
+        assert tb.leaderboard("points").to_dict()["entries"] == [
+            {"rank": 1, "member": "a", "score": 2}]
+        pg.start()
+        assert tb.record("points", "b", 1, ts=T0, id="second").accepted == 1
+        tb.close()
+    finally:
+        pg.remove()
