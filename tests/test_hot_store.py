@@ -16,11 +16,14 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pg_support import REDIS_URL, OwnPostgres, OwnRedis, PgDatabase, redis_reachable
 from support import ServerProcess
 from tallyboard.engine import Tallyboard
-from tallyboard.errors import StoreUnavailable
+from tallyboard.errors import StoreUnavailable, TallyboardError
+from tallyboard.stores import MemoryLog
 from tallyboard.stores.postgres import PostgresLog
 from tallyboard.stores.redis_feed import RedisFeed
 
@@ -104,6 +107,11 @@ def test_servers_sharing_a_hot_store_answer_alike_and_survive_kill9(
         assert seen["sum"] == {"sum": 3}
         assert next((s["room"], s["seconds"]) for s in seen["sessions"]["sessions"]) == \
             ("r1", 60)
+        metrics = httpx.get(a.url + "/metrics").text
+        documented = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+        for name in ("tallyboard_redis_seconds", "tallyboard_durable_append_seconds",
+                     "tallyboard_hot_store_unpublished_batches"):
+            assert f"\n{name}" in metrics and f"`{name}`" in documented, name
         a.kill9()  # acknowledged writes live in PostgreSQL and Redis, not in the process
         _post(b, "/v1/events", [{"metric": "points", "member": "dave", "value": 1,
                                  "ts": T0 + 100}])
@@ -196,3 +204,89 @@ def test_postgres_down_is_503_and_nothing_reaches_the_hot_store(prefix: str) -> 
         tb.close()
     finally:
         pg.remove()
+
+
+# ---- two servers interleaved, against one embedded engine ---------------------------------
+MEMBERS = ["a", "b", "c"]
+op_st = st.one_of(
+    st.tuples(st.just("record"), st.integers(0, 1), st.sampled_from(MEMBERS),
+              st.integers(-5, 9), st.integers(0, 7200), st.sampled_from([None, "i1", "i2"])),
+    st.tuples(st.just("presence"), st.integers(0, 1), st.sampled_from(["join", "leave"]),
+              st.sampled_from(MEMBERS), st.sampled_from(["r1", "r2"])),
+    st.tuples(st.just("calendar"), st.integers(0, 1),
+              st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata"]),
+              st.sampled_from(["00:00", "17:00"])),
+    st.tuples(st.just("window"), st.integers(0, 1), st.sampled_from([0, 60])),
+    st.tuples(st.just("tick"), st.integers(1, 900)),
+    st.tuples(st.just("ask"), st.integers(0, 1)),
+)
+
+
+def _ask(tb: Tallyboard) -> Any:
+    """Every kind of answer a server gives about the run's data."""
+    found: dict[str, Any] = {"rooms": tb.rooms(), "metrics": tb.metrics()}
+    for metric in ("points", "presence_seconds"):
+        if any(m["metric"] == metric for m in found["metrics"]):
+            for window in ("all", "day", "rolling:1h"):
+                found[f"{metric} {window}"] = tb.leaderboard(metric, window=window).to_dict()
+            for member in MEMBERS:
+                found[f"{metric} {member}"] = (
+                    tb.sum(metric, member), tb.rank(metric, member).to_dict(),
+                    tb.streak(metric, member).to_dict())
+    for member in MEMBERS:
+        found[f"sessions {member}"] = tb.sessions(member)
+    found["migrations"] = tb.migrations()
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(op_st, min_size=4, max_size=25))
+def test_two_servers_interleaved_answer_as_one_embedded_engine(
+        ops: list[tuple[Any, ...]], postgres: PgDatabase) -> None:
+    """Writes and settings changes spread over two engines sharing a hot store; after
+    each question both answer exactly what one embedded engine fed the same writes does."""
+    if redis_reachable():
+        pytest.skip(redis_reachable() or "")
+    prefix = f"tbtest-{uuid.uuid4().hex[:12]}"
+    clock = [float(T0)]
+    postgres.log().close()
+    servers = [Tallyboard(RedisFeed(PostgresLog(postgres.url), REDIS_URL, prefix=prefix),
+                          clock=lambda: clock[0]) for _ in range(2)]
+    alone = Tallyboard(MemoryLog(), clock=lambda: clock[0])
+    try:
+        for op in ops:
+            kind, who, *args = op
+            if kind == "tick":
+                clock[0] += who
+                continue
+            if kind == "ask":
+                assert _ask(servers[who]) == _ask(alone)
+            else:
+                assert _do(servers[who], kind, args, clock[0]) == \
+                    _do(alone, kind, args, clock[0]), op
+        for tb in servers:
+            assert _ask(tb) == _ask(alone)
+    finally:
+        for tb in servers:
+            tb.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.unlink(key)
+
+
+def _do(tb: Tallyboard, kind: str, args: list[Any], now: float) -> Any:
+    """One write on `tb`; errors (late presence, conflicts) must be the same everywhere."""
+    try:
+        if kind == "record":
+            member, value, back, eid = args
+            return tb.record("points", member, value, ts=int(now) - back, id=eid).to_dict()
+        if kind == "presence":
+            what, member, room = args
+            return tb.presence([{"type": what, "member": member, "room": room,
+                                 "ts": int(now)}]).to_dict()
+        if kind == "calendar":
+            zone, start = args
+            return tb.set_metric("points", timezone=zone, day_start=start, rebuild=True)
+        return tb.set_presence(migration_window=args[0])
+    except TallyboardError as exc:
+        return exc.code

@@ -218,7 +218,7 @@ class Tallyboard(PresenceEngine):
         kept = without(batch, held)
         if self.log.shared:
             with contextlib.suppress(StoreUnavailable):  # durable: shows once Redis answers
-                self._catch_up(*by_space(batch))
+                self._catch_up(*by_space(batch), own=True)
             return len(kept)
         self._remember_ids(batch, now)
         for key, cfg in created.items():
@@ -564,15 +564,16 @@ class Tallyboard(PresenceEngine):
             self._catch_up(space)
             yield
 
-    def _catch_up(self, *spaces: str) -> None:
+    def _catch_up(self, *spaces: str, own: bool = False) -> None:
         """Apply, in the shared log's order, what any server appended to `spaces` since
-        this engine last looked (all of it, the first time a space is touched)."""
+        this engine last looked (all of it, the first time a space is touched); with
+        `own`, right after a write, this engine's own entries may suffice."""
         if not self.log.shared:
             return
         for space in spaces:
             while True:
                 try:
-                    for received_at, batch, configs in self.log.tail(space):
+                    for received_at, batch, configs in self.log.tail(space, own):
                         self._follow(received_at, batch, configs)
                     break
                 except StateReset:  # the hot store was rebuilt: read every space afresh

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..engine import Tallyboard
 from ..stores.buffered import BufferedLog
+from ..stores.redis_feed import RedisFeed
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -53,8 +54,26 @@ class Telemetry:
             "tallyboard_log_append_seconds", "Time to make one request durable (the log's "
             "commit: SQLite fsync, PostgreSQL commit, or the Redis Stream add)",
             buckets=LATENCY_BUCKETS, registry=r).observe
-        if isinstance(engine.log, BufferedLog):
-            self._buffer_gauges(engine.log)
+        log = engine.log
+        if isinstance(log, RedisFeed):
+            self._hot_store_metrics(log)
+            log = log.durable
+        if isinstance(log, BufferedLog):
+            self._buffer_gauges(log)
+
+    def _hot_store_metrics(self, feed: RedisFeed) -> None:
+        """Round trips to the shared hot store, and the durable write behind it."""
+        r = self.registry
+        feed.on_redis = Histogram(
+            "tallyboard_redis_seconds", "Time of one round trip to the hot store (Redis): "
+            "a batch's FCALL, a catch-up read, a lock", buckets=LATENCY_BUCKETS,
+            registry=r).observe
+        feed.on_durable = Histogram(
+            "tallyboard_durable_append_seconds", "Time of the durable write behind the hot "
+            "store (PostgreSQL commit, or the write buffer's add)", buckets=LATENCY_BUCKETS,
+            registry=r).observe
+        Gauge("tallyboard_hot_store_unpublished_batches", "Durable batches waiting for "
+              "Redis to come back before they show", registry=r).set_function(feed.backlog)
 
     def _buffer_gauges(self, buffer: BufferedLog) -> None:
         """What buffered durability owes PostgreSQL, and how the flusher keeps up."""

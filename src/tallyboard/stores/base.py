@@ -42,9 +42,10 @@ class EventLog(abc.ABC):
 
     shared = False
 
-    def tail(self, space: str) -> Iterator[Entry]:
+    def tail(self, space: str, own: bool = False) -> Iterator[Entry]:
         """What was appended to `space` since the last call, in order (shared logs);
-        raises StateReset when the log was rebuilt since."""
+        raises StateReset when the log was rebuilt since. With `own`, called right after
+        this engine wrote: its own entries suffice if they are next (a query reads on)."""
         return iter(())
 
     def exclusive(self, spaces: Collection[str]) -> contextlib.AbstractContextManager[None]:

@@ -35,7 +35,8 @@ LIBRARY = """#!lua name=tallyboard_v1
 -- KEYS[1] the feed (a stream); KEYS[2..] one key per event id.
 -- ARGV[1] the encoded batch; ARGV[2] id lifetime (s); ARGV[3] '1' when the entry must be
 -- appended even if every id was held (events without ids, or configs);
--- ARGV[4..] the batch position of each id key.  Returns {entry id or '', held...}.
+-- ARGV[4..] the batch position of each id key.
+-- Returns {entry id or '', the entry before it or '', held positions...}.
 local function publish(keys, args)
   local held = {}
   for i = 2, #keys do
@@ -43,11 +44,13 @@ local function publish(keys, args)
       held[#held + 1] = args[i + 2]
     end
   end
-  local entry = ''
+  local entry, before = '', ''
   if args[3] == '1' or #held < #keys - 1 then
+    local last = redis.call('XREVRANGE', keys[1], '+', '-', 'COUNT', 1)
+    if last[1] then before = last[1][1] end
     entry = redis.call('XADD', keys[1], '*', 'b', args[1], 'h', table.concat(held, ','))
   end
-  return {entry, unpack(held)}
+  return {entry, before, unpack(held)}
 end
 
 -- Release a space lock only if we still hold it (KEYS[1] lock, ARGV[1] our token).
@@ -102,8 +105,12 @@ class RedisFeed(EventLog):
         self.id_retention = id_retention
         self.lock_seconds = lock_seconds
         self.on_redis: Callable[[float], None] | None = None  # round-trip timings sink
+        self.on_durable: Callable[[float], None] | None = None  # durable-write timings
         self._redis = connect(url)
         self._cursors: dict[str, str] = {}
+        # Entries this engine published, by (space, the entry before): when it follows
+        # its space right after, it applies them without reading them back.
+        self._mine: dict[tuple[str, str | None], tuple[str, Entry]] = {}
         self._unpublished: list[tuple[list[str], list[Any]]] = []
         self._gen: bytes | None = None
         self._call(lambda r: r.function_load(LIBRARY, replace=True))  # on every primary
@@ -145,7 +152,10 @@ class RedisFeed(EventLog):
         is published again before anything else (the request still succeeds)."""
         if len(self._unpublished) >= MAX_UNPUBLISHED:
             self._redeliver()
+        started = time.perf_counter()
         held = set(self.durable.append(received_at, events, configs))
+        if self.on_durable is not None:
+            self.on_durable(time.perf_counter() - started)
         kept = [i for i in range(len(events)) if i not in held]
         fresh = without(events, held)
         for space, (positions, part) in by_space(fresh).items():
@@ -172,16 +182,22 @@ class RedisFeed(EventLog):
                 *(p for p, _ in ids)]
         try:
             self._redeliver()
-            return self._fcall(keys, args)
+            entry, before, held = self._fcall(keys, args)
         except StoreUnavailable as exc:
             log.warning("batch durable but not yet in the hot store, kept to publish "
                         "again: %s", exc)
             self._unpublished.append((keys, args))
             return []
+        if entry:
+            if len(self._mine) > 10_000:  # never followed (a writer that never reads)
+                self._mine.clear()
+            self._mine[(space, before or None)] = (entry, (
+                received_at, without(part, set(held)), {k: dict(v) for k, v in configs.items()}))
+        return held
 
-    def _fcall(self, keys: list[str], args: list[Any]) -> list[int]:
+    def _fcall(self, keys: list[str], args: list[Any]) -> tuple[str, str, list[int]]:
         got = self._call(_fcall, "tb_publish", keys, args)
-        return [int(p) for p in got[1:]]
+        return _text(got[0]), _text(got[1]), [int(p) for p in got[2:]]
 
     def _redeliver(self) -> None:
         """Publish batches kept while Redis was away, oldest first (raises if it still is)."""
@@ -191,8 +207,15 @@ class RedisFeed(EventLog):
             self._unpublished.pop(0)
 
     # ---- following ------------------------------------------------------------------------
-    def tail(self, space: str) -> Iterator[Entry]:
+    def tail(self, space: str, own: bool = False) -> Iterator[Entry]:
         self._redeliver()
+        served = False
+        while (mine := self._mine.pop((space, self._cursors.get(space)), None)) is not None:
+            self._cursors[space], entry = mine
+            served = True
+            yield entry
+        if own and served:  # right after our write, and it was next: no need to read
+            return
         while True:
             cursor = self._cursors.get(space)
 
@@ -213,8 +236,9 @@ class RedisFeed(EventLog):
                 self._cursors.clear()
                 raise StateReset
             for entry_id, fields in raw:
+                mine = self._mine.pop((space, self._cursors.get(space)), None)
                 self._cursors[space] = entry_id.decode()
-                yield _entry(fields)
+                yield mine[1] if mine and mine[0] == self._cursors[space] else _entry(fields)
             if len(raw) < CHUNK:
                 return
 
@@ -344,6 +368,10 @@ def _fcall(r: Client, function: str, keys: list[str], args: list[Any]) -> Any:
         return r.execute_command(  # type: ignore[no-untyped-call]
             "FCALL", function, len(keys), *keys, *args, target_nodes=node)
     return r.fcall(function, len(keys), *keys, *args)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _unlink(r: Client, keys: list[bytes]) -> None:
