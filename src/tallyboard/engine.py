@@ -172,8 +172,10 @@ class Tallyboard(PresenceEngine):
         raws = [e._asdict() if isinstance(e, Event) else e for e in events]
         checked = check_events(raws, space, now, self.skew)
         with self.lock:
-            for i, e in enumerate(checked):
-                self._refuse_presence_metric(e.space, e.metric, i)
+            for sp, name in {e[:2] for e in checked}:  # once per metric, not per event
+                if name == self._presence_metric_name(sp):
+                    first = next(i for i, e in enumerate(checked) if e[:2] == (sp, name))
+                    self._refuse_presence_metric(sp, name, first)
             ids = {(e.space, e.id) for e in checked if e.id is not None}
             self._wait_for(ids)
             fresh, duplicates = self._dedupe(checked)

@@ -24,6 +24,7 @@ from ..stores import log_from_url
 from ..windows import Window
 from .baseline import SeedBaseline, start_of_year
 from .commits import run_commits
+from .hot_store import run_hot_store
 from .measure import Progress, Server, latencies, rss_bytes
 from .presence import run_presence
 from .report import format_markdown
@@ -40,19 +41,20 @@ def _quiet(description: str, done: int, total: int) -> None:
 
 
 def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
-              http: bool = True, pg: str | None = None,
+              http: bool = True, pg: str | None = None, redis: str | None = None,
               progress: Progress = _quiet) -> dict[str, Any]:
-    """All requested workloads (and "presence", "commits") as one JSON-able result."""
+    """All requested workloads (and "presence", "commits", "hot") as one JSON-able
+    result; "hot" needs both `pg` and `redis`."""
     now = int(time.time()) - 1
     results: dict[str, Any] = {
-        "command": _command(names, scale, queries, http, pg),
+        "command": _command(names, scale, queries, http, pg, redis),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform(),
                     "date": datetime.now(UTC).strftime("%Y-%m-%d")},
         "scale": scale, "queries": queries, "workloads": {}}
     for name in names:
-        got = _in_fresh_process(progress, name, scale, queries, http, now, pg)
-        if name in ("presence", "commits"):
+        got = _in_fresh_process(progress, name, scale, queries, http, now, pg, redis)
+        if name in ("presence", "commits", "hot"):
             results[name] = got
         else:
             results["workloads"][name] = got
@@ -73,7 +75,7 @@ def _in_fresh_process(progress: Progress, *job: Any) -> dict[str, Any]:
 
 
 def _workload_job(updates: Any, name: str, scale: float, queries: int, http: bool,
-                  now: int, pg: str | None) -> dict[str, Any]:
+                  now: int, pg: str | None, redis: str | None) -> dict[str, Any]:
     def progress(description: str, done: int, total: int) -> None:
         updates.put((description, done, total))
 
@@ -83,12 +85,15 @@ def _workload_job(updates: Any, name: str, scale: float, queries: int, http: boo
             return run_presence(Path(tmp), scale, queries, progress)
         if name == "commits":
             return run_commits(Path(tmp), pg, max(200, int(3_000 * scale)), progress)
+        if name == "hot":
+            assert pg and redis, "the hot store workload needs --pg and --redis"
+            return run_hot_store(redis, pg, scale, queries, progress)
         return _run_workload(WORKLOADS[name](scale, now), Path(tmp), queries, http, progress)
 
 
 def _command(names: list[str], scale: float, queries: int, http: bool,
-             pg: str | None) -> str:
-    every = [*WORKLOADS, "presence", "commits"]
+             pg: str | None, redis: str | None) -> str:
+    every = [*WORKLOADS, "presence", "commits", "hot"]
     chosen = ["all"] if sorted(names) == sorted(every) else names
     parts = ["tallyboard bench", *(f"--workload {name}" for name in chosen)]
     if scale != 1.0:
@@ -99,6 +104,8 @@ def _command(names: list[str], scale: float, queries: int, http: bool,
         parts.append("--no-http")
     if pg:
         parts.append(f"--pg {pg}")
+    if redis:
+        parts.append(f"--redis {redis}")
     return " ".join(parts)
 
 
