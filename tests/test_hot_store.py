@@ -24,6 +24,7 @@ from support import ServerProcess
 from tallyboard.engine import Tallyboard
 from tallyboard.errors import StoreUnavailable, TallyboardError
 from tallyboard.stores import MemoryLog
+from tallyboard.stores.buffered import BufferedLog
 from tallyboard.stores.postgres import PostgresLog
 from tallyboard.stores.redis_feed import RedisFeed
 
@@ -204,6 +205,40 @@ def test_postgres_down_is_503_and_nothing_reaches_the_hot_store(prefix: str) -> 
         tb.close()
     finally:
         pg.remove()
+
+
+def test_buffered_durability_behind_the_hot_store(postgres: PgDatabase, prefix: str) -> None:
+    """Buffered mode with two servers: ids are claimed across them at accept time, the
+    flusher lands everything in PostgreSQL once, and PostgreSQL alone then answers alike."""
+    postgres.log().close()
+
+    def server() -> Tallyboard:
+        buffer = BufferedLog(PostgresLog(postgres.url), REDIS_URL, stream=f"{prefix}:buffer")
+        return Tallyboard(RedisFeed(buffer, REDIS_URL, prefix=prefix))
+
+    a, b = server(), server()
+    assert a.record_many([{"metric": "points", "member": "x", "value": 4, "ts": T0,
+                           "id": "k1"}]).to_dict() == {"accepted": 1, "duplicates": 0}
+    assert b.record_many([{"metric": "points", "member": "x", "value": 4, "ts": T0,
+                           "id": "k1"},
+                          {"metric": "points", "member": "y", "value": 6, "ts": T0 + 1}]
+                         ).to_dict() == {"accepted": 1, "duplicates": 1}
+    a.presence([{"type": "join", "room": "r", "member": "m", "ts": T0}])
+    b.presence([{"type": "leave", "room": "r", "member": "m", "ts": T0 + 30}])
+    seen = (b.leaderboard("points", at=T0 + 60).to_dict(), b.sessions("m"))
+    assert seen == (a.leaderboard("points", at=T0 + 60).to_dict(), a.sessions("m"))
+    deadline = time.monotonic() + 20
+    for tb in (a, b):
+        log = tb.log
+        assert isinstance(log, RedisFeed) and isinstance(log.durable, BufferedLog)
+        while log.durable.backlog() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.durable.backlog() == 0
+    a.close()
+    b.close()
+    alone = Tallyboard(PostgresLog(postgres.url))
+    assert (alone.leaderboard("points", at=T0 + 60).to_dict(), alone.sessions("m")) == seen
+    alone.close()
 
 
 # ---- two servers interleaved, against one embedded engine ---------------------------------
