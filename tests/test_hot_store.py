@@ -88,6 +88,8 @@ def _write_some(first: ServerProcess, second: ServerProcess) -> None:
                                    "ts": T0 + 60})
     _post(second, "/v1/presence", {"type": "join", "room": "r2", "member": "m1",
                                    "ts": T0 + 70})
+    _post(first, "/v1/presence", {"type": "leave", "room": "r2", "member": "m1",
+                                  "ts": T0 + 200})  # closed: seconds no longer follow the clock
     r = httpx.put(second.url + "/v1/metrics/points", params={"rebuild": "true"},
                   json={"timezone": "America/New_York", "day_start": "05:00"}, timeout=10)
     assert r.status_code == 200, r.text
@@ -138,12 +140,14 @@ def test_a_flushed_redis_is_rebuilt_from_postgres_and_answers_identically(
         lost = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
         assert lost.status_code == 503
         assert "tallyboard rebuild" in lost.json()["error"]["message"]
+        assert httpx.get(server.url + "/readyz").status_code == 503  # balancer: skip me
         rebuilt = subprocess.run(
             [sys.executable, "-m", "tallyboard.cli", "rebuild", "--log", postgres.url,
              "--store", own.url], capture_output=True, text=True, timeout=120)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert "batches from" in rebuilt.stdout
         assert _answers(server) == before
+        assert httpx.get(server.url + "/readyz").status_code == 200
     finally:
         server.stop()
         own.remove()

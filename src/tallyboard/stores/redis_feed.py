@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -112,6 +113,7 @@ class RedisFeed(EventLog):
         # its space right after, it applies them without reading them back.
         self._mine: dict[tuple[str, str | None], tuple[str, Entry]] = {}
         self._unpublished: list[tuple[list[str], list[Any]]] = []
+        self._redelivering = threading.Lock()  # one thread publishes them, in order
         self._gen: bytes | None = None
         self._call(lambda r: r.function_load(LIBRARY, replace=True))  # on every primary
         self._gen = self._call(lambda r: r.get(self._key("gen")))
@@ -200,11 +202,19 @@ class RedisFeed(EventLog):
         return _text(got[0]), _text(got[1]), [int(p) for p in got[2:]]
 
     def _redeliver(self) -> None:
-        """Publish batches kept while Redis was away, oldest first (raises if it still is)."""
-        while self._unpublished:
-            keys, args = self._unpublished[0]
-            self._fcall(keys, args)
-            self._unpublished.pop(0)
+        """Publish batches kept while Redis was away, oldest first (raises if it still is).
+        If the hot store was rebuilt meanwhile, the rebuild took them from PostgreSQL."""
+        if not self._unpublished:
+            return
+        with self._redelivering:
+            if self._call(lambda r: r.get(self._key("gen"))) != self._gen:
+                log.warning("hot store rebuilt while %d batches waited; they come from "
+                            "PostgreSQL", len(self._unpublished))
+                self._unpublished.clear()
+            while self._unpublished:
+                keys, args = self._unpublished[0]
+                self._fcall(keys, args)
+                self._unpublished.pop(0)
 
     # ---- following ------------------------------------------------------------------------
     def tail(self, space: str, own: bool = False) -> Iterator[Entry]:
@@ -343,8 +353,11 @@ class RedisFeed(EventLog):
         return len(self._unpublished)
 
     def ping(self) -> None:
+        """The durable log answers, and Redis answers with its hot state present."""
         self.durable.ping()
-        self._call(lambda r: r.ping())
+        if self._call(lambda r: r.get(self._key("gen"))) is None:
+            raise StoreUnavailable("the hot state in Redis is gone (flushed or lost); run "
+                                   "`tallyboard rebuild --store …`", retry_after=5)
 
     def close(self) -> None:
         self._redis.close()
