@@ -12,13 +12,17 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from tallyboard.stores.base import EventLog
 from tallyboard.stores.postgres import PostgresLog, migrate
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
 
 ADMIN_URL = os.environ.get("TALLYBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = ("tallyboard_batches", "tallyboard_events", "tallyboard_ids", "tallyboard_presence",
@@ -33,7 +37,8 @@ def redis_reachable(url: str = REDIS_URL) -> str | None:
     import redis
 
     try:
-        redis.Redis.from_url(url, socket_timeout=3).ping()
+        with redis.Redis.from_url(url, socket_timeout=3) as client:
+            client.ping()
         return None
     except redis.RedisError as exc:
         return f"Redis not reachable at {url} ({exc}); set TALLYBOARD_TEST_REDIS"
@@ -63,14 +68,14 @@ class HotStores:
         return self.log(empty=False, prefix=log.prefix)
 
     def clear(self) -> None:
-        from tallyboard.stores.redis_feed import connect
+        from tallyboard.stores.redis_feed import connect, disconnect
 
         client = connect(self.redis_url)
         for prefix in self._made:
             keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
             for key in keys:
                 client.unlink(key)
-        client.close()
+        disconnect(client)
         self._made.clear()
 
 
@@ -201,12 +206,12 @@ class OwnRedis:
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
              str(self.root), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            with contextlib.suppress(redis.ConnectionError):
-                client.ping()
-                return
-            time.sleep(0.025)
+        with redis.Redis.from_url(self.url) as client:
+            for _ in range(200):
+                with contextlib.suppress(redis.ConnectionError):
+                    client.ping()
+                    return
+                time.sleep(0.025)
         raise RuntimeError("redis-server did not start")
 
     def remove(self) -> None:
@@ -253,7 +258,6 @@ class OwnRedisCluster:
 
     def start(self) -> None:
         import redis
-        from redis.cluster import RedisCluster
 
         for port in self.ports:
             (self.root / str(port)).mkdir()
@@ -280,7 +284,7 @@ class OwnRedisCluster:
             time.sleep(0.025)
         while True:  # {b}, {c} and {a} hash to slots on the 1st, 2nd and 3rd node
             with (contextlib.suppress(redis.RedisError, redis.RedisClusterException),
-                  RedisCluster.from_url(self.url) as rc):
+                  self.client() as rc):
                 for key in ("tallyboard-probe:{a}", "tallyboard-probe:{b}",
                             "tallyboard-probe:{c}"):
                     rc.set(key, "1")
@@ -290,6 +294,19 @@ class OwnRedisCluster:
             if time.monotonic() > deadline:
                 raise RuntimeError("redis cluster did not serve SET/GET")
             time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[RedisCluster]:
+        """A cluster client whose every socket is closed afterwards."""
+        from redis.cluster import RedisCluster
+
+        from tallyboard.stores.redis_feed import disconnect
+
+        rc = RedisCluster.from_url(self.url)
+        try:
+            yield rc
+        finally:
+            disconnect(rc)
 
     def flushall(self, functions: bool = False) -> None:
         """Empty every master, as if Redis were lost; `functions` drops the loaded function

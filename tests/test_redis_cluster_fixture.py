@@ -25,7 +25,7 @@ def cluster() -> Iterator[OwnRedisCluster]:
 
 @pytest.mark.slow
 def test_keys_and_functions_spread_over_all_three_masters(cluster: OwnRedisCluster) -> None:
-    with RedisCluster.from_url(cluster.url) as rc:
+    with cluster.client() as rc:
         masters = {node.port for node in rc.get_primaries()}
         assert masters == set(cluster.ports)
         keys = [f"tbprobe:{i}" for i in range(100)]

@@ -88,6 +88,14 @@ def connect(url: str) -> Client:
             from exc
 
 
+def disconnect(client: Client) -> None:
+    """Close every socket of `client`. A cluster client's `close` leaves its node pools
+    connected (redis-py gives each node a pool of its own and does not close it)."""
+    if isinstance(client, RedisCluster):
+        client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
+    client.close()
+
+
 class RedisFeed(EventLog):
     """The durable log `durable`, shared through Redis feeds by several engines."""
 
@@ -360,7 +368,7 @@ class RedisFeed(EventLog):
                                    "`tallyboard rebuild --store …`", retry_after=5)
 
     def close(self) -> None:
-        self._redis.close()
+        disconnect(self._redis)
         self.durable.close()
 
 
