@@ -126,66 +126,66 @@ def test_servers_sharing_a_hot_store_answer_alike_and_survive_kill9(
         b.stop()
 
 
-def test_a_flushed_redis_is_rebuilt_from_postgres_and_answers_identically(
-        tmp_path: Path, postgres: PgDatabase) -> None:
+@pytest.fixture
+def own_redis_server(tmp_path: Path,
+                     postgres: PgDatabase) -> Iterator[tuple[ServerProcess, OwnRedis]]:
+    """A server on an emptied PostgreSQL database and a redis-server of the test's own."""
     postgres.log().close()
     own = OwnRedis()
     own.start()
     server = ServerProcess(tmp_path / "s", "--log", postgres.url, "--store", own.url)
     try:
         server.start()
-        _write_some(server, server)
-        before = _answers(server)
-        redis.Redis.from_url(own.url).flushall()  # Redis lost its data
-        lost = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
-        assert lost.status_code == 503
-        assert "tallyboard rebuild" in lost.json()["error"]["message"]
-        assert httpx.get(server.url + "/readyz").status_code == 503  # balancer: skip me
-        rebuilt = subprocess.run(
-            [sys.executable, "-m", "tallyboard.cli", "rebuild", "--log", postgres.url,
-             "--store", own.url], capture_output=True, text=True, timeout=120)
-        assert rebuilt.returncode == 0, rebuilt.stderr
-        assert "batches from" in rebuilt.stdout
-        assert _answers(server) == before
-        assert httpx.get(server.url + "/readyz").status_code == 200
+        yield server, own
     finally:
         server.stop()
         own.remove()
+
+
+def test_a_flushed_redis_is_rebuilt_from_postgres_and_answers_identically(
+        own_redis_server: tuple[ServerProcess, OwnRedis], postgres: PgDatabase) -> None:
+    server, own = own_redis_server
+    _write_some(server, server)
+    before = _answers(server)
+    redis.Redis.from_url(own.url).flushall()  # Redis lost its data
+    lost = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
+    assert lost.status_code == 503
+    assert "tallyboard rebuild" in lost.json()["error"]["message"]
+    assert httpx.get(server.url + "/readyz").status_code == 503  # balancer: skip me
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "tallyboard.cli", "rebuild", "--log", postgres.url,
+         "--store", own.url], capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "batches from" in rebuilt.stdout
+    assert _answers(server) == before
+    assert httpx.get(server.url + "/readyz").status_code == 200
 
 
 def test_writes_while_redis_is_away_are_kept_and_shown_once_it_is_back(
-        tmp_path: Path, postgres: PgDatabase) -> None:
+        own_redis_server: tuple[ServerProcess, OwnRedis], postgres: PgDatabase) -> None:
     """Redis killed: writes still succeed (durable in PostgreSQL), reads are 503; Redis
     restarted (append-only file): the writes are published and every server sees them."""
-    postgres.log().close()
-    own = OwnRedis()
+    server, own = own_redis_server
+    _post(server, "/v1/events", {"metric": "points", "member": "a", "value": 1,
+                                 "ts": T0})
+    assert own.proc is not None
+    own.proc.kill()
+    own.proc.wait()
+    kept = _post(server, "/v1/events", {"metric": "points", "member": "b", "value": 4,
+                                        "ts": T0})
+    assert kept == {"accepted": 1, "duplicates": 0}
+    r = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "store_unavailable"
+    assert int(r.headers["retry-after"]) >= 1
     own.start()
-    server = ServerProcess(tmp_path / "s", "--log", postgres.url, "--store", own.url)
-    try:
-        server.start()
-        _post(server, "/v1/events", {"metric": "points", "member": "a", "value": 1,
-                                     "ts": T0})
-        assert own.proc is not None
-        own.proc.kill()
-        own.proc.wait()
-        kept = _post(server, "/v1/events", {"metric": "points", "member": "b", "value": 4,
-                                            "ts": T0})
-        assert kept == {"accepted": 1, "duplicates": 0}
-        r = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
-        assert r.status_code == 503
-        assert r.json()["error"]["code"] == "store_unavailable"
-        assert int(r.headers["retry-after"]) >= 1
-        own.start()
-        board = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
-        assert board.status_code == 200
-        assert board.json()["entries"] == [{"rank": 1, "member": "b", "score": 4},
-                                           {"rank": 2, "member": "a", "score": 1}]
-        other = Tallyboard(RedisFeed(PostgresLog(postgres.url), own.url))
-        assert other.sum("points", "b") == 4  # another server sees the kept write
-        other.close()
-    finally:
-        server.stop()
-        own.remove()
+    board = httpx.get(server.url + "/v1/leaderboard", params={"metric": "points"})
+    assert board.status_code == 200
+    assert board.json()["entries"] == [{"rank": 1, "member": "b", "score": 4},
+                                       {"rank": 2, "member": "a", "score": 1}]
+    other = Tallyboard(RedisFeed(PostgresLog(postgres.url), own.url))
+    assert other.sum("points", "b") == 4  # another server sees the kept write
+    other.close()
 
 
 def test_postgres_down_is_503_and_nothing_reaches_the_hot_store(prefix: str) -> None:
