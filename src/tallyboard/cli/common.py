@@ -1,0 +1,90 @@
+"""What every command shares: consoles, the store options, opening a store with a
+progress bar over its rebuild."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from .. import open as open_tallyboard
+from ..client import RemoteTallyboard
+from ..engine import Tallyboard
+from ..errors import TallyboardError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def store_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("tallyboard-data"), show_default=True,
+                     help="Embedded data directory (ignored with --url)."),
+        click.option("--url", envvar="TALLYBOARD_URL",
+                     help="A running server, e.g. http://127.0.0.1:8080 (env TALLYBOARD_URL)."),
+        click.option("--key", envvar="TALLYBOARD_KEY", help="API key for --url "
+                     "(env TALLYBOARD_KEY)."),
+        click.option("--space", default="default", show_default=True, help="Space to use."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@contextmanager
+def replay_bar(source: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar over the batches of a rebuild from the durable log at `source`."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("batches"), TimeRemainingColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task(f"rebuilding from {source}", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
+def opened(data: Path | str, url: str | None,
+            key: str | None) -> Iterator[Tallyboard | RemoteTallyboard]:
+    try:
+        if url:
+            tb: Tallyboard | RemoteTallyboard = open_tallyboard(url, key=key)
+        else:
+            with replay_bar(str(data)) as on_replay:
+                tb = open_tallyboard(str(data), on_replay=on_replay)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield tb
+    except TallyboardError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        tb.close()
+
+
+def parse_tag(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    dim, sep, value = text.partition("=")
+    if not sep or not dim or not value:
+        raise click.BadParameter("use --tag DIMENSION=VALUE", param_hint="--tag")
+    return dim, value
+
+
+def number(text: str) -> int | float | str:
+    """A CSV cell or a --ts value as int or float when numeric, else the text (RFC 3339)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -1,0 +1,100 @@
+"""`tallyboard presence`: joins, leaves, snapshots, rooms and migrations from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from . import main
+from .common import number, opened, out, store_options
+
+
+@main.group()
+def presence() -> None:
+    """Who is where: record joins, leaves and snapshots; list rooms and migrations.
+
+    
+        tallyboard presence join library alice
+        tallyboard presence snapshot library alice bob carol
+        tallyboard presence rooms
+    """
+
+
+def _presence_op(op: dict[str, Any], ts: str | None, data: Path, url: str | None,
+                 key: str | None, space: str) -> None:
+    if ts is not None:
+        op["ts"] = number(ts)
+    with opened(data, url, key) as tb:
+        got = tb.presence([op], space=space)
+    out.print(f"accepted {got.accepted} · duplicates {got.duplicates}")
+
+
+@presence.command()
+@click.argument("room")
+@click.argument("member")
+@click.option("--ts", help="When (Unix seconds or RFC 3339); default now.")
+@store_options
+def join(room: str, member: str, ts: str | None, data: Path, url: str | None,
+         key: str | None, space: str) -> None:
+    """MEMBER joins ROOM (a second join while present changes nothing)."""
+    _presence_op({"type": "join", "room": room, "member": member}, ts, data, url, key, space)
+
+
+@presence.command()
+@click.argument("room")
+@click.argument("member")
+@click.option("--ts", help="When (Unix seconds or RFC 3339); default now.")
+@store_options
+def leave(room: str, member: str, ts: str | None, data: Path, url: str | None,
+          key: str | None, space: str) -> None:
+    """MEMBER leaves ROOM; the session's seconds stay credited."""
+    _presence_op({"type": "leave", "room": room, "member": member}, ts, data, url, key, space)
+
+
+@presence.command()
+@click.argument("room")
+@click.argument("members", nargs=-1)
+@click.option("--ts", help="When (Unix seconds or RFC 3339); default now.")
+@store_options
+def snapshot(room: str, members: tuple[str, ...], ts: str | None, data: Path,
+             url: str | None, key: str | None, space: str) -> None:
+    """Everyone in ROOM now is MEMBERS: the absent join, the unlisted leave."""
+    _presence_op({"type": "snapshot", "room": room, "members": list(members)}, ts, data, url,
+                 key, space)
+
+
+@presence.command()
+@store_options
+def rooms(data: Path, url: str | None, key: str | None, space: str) -> None:
+    """Rooms with someone present, most crowded first."""
+    with opened(data, url, key) as tb:
+        found = tb.rooms(space=space)
+    table = Table(title=f"rooms in {space}", title_justify="left")
+    table.add_column("room")
+    table.add_column("members", justify="right")
+    for r in found:
+        table.add_row(r["room"], str(r["members"]))
+    out.print(table)
+
+
+@presence.command()
+@click.option("--start", help="From (by the join's time).")
+@click.option("--end", help="To (exclusive).")
+@click.option("--member", help="Also list this member's moves.")
+@store_options
+def migrations(start: str | None, end: str | None, member: str | None, data: Path,
+               url: str | None, key: str | None, space: str) -> None:
+    """Moves between rooms, counted per pair."""
+    with opened(data, url, key) as tb:
+        got = tb.migrations(start=start, end=end, member=member, space=space)
+    table = Table(title="migrations", title_justify="left")
+    for col in ("from", "to", "count"):
+        table.add_column(col)
+    for m in got["migrations"]:
+        table.add_row(m["from"], m["to"], str(m["count"]))
+    out.print(table)
+    for move in got.get("moves", []):
+        out.print(f"  {move['ts']}: {move['from']} → {move['to']}")
