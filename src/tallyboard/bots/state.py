@@ -1,0 +1,222 @@
+"""What a bot must not forget across a restart: running countdowns, the errors it met, and
+per-guild settings — in SQLite (embedded, next to the event log) or PostgreSQL.
+
+Every write is durable when the call returns (SQLite ``synchronous=FULL``; a PostgreSQL
+commit), so a kill -9 loses nothing a call acknowledged. Calls are thread-safe: the bot
+runs them off its event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import StoreUnavailable
+
+ErrorKind = Literal["command", "general"]
+STATE_FILE = "discord.sqlite3"
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS bot_countdowns (
+        channel TEXT PRIMARY KEY, guild TEXT, target INTEGER NOT NULL,
+        started DOUBLE PRECISION NOT NULL, sent INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bot_errors (
+        id {serial} PRIMARY KEY, at DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL,
+        guild TEXT, channel TEXT, command TEXT, error TEXT NOT NULL,
+        traceback TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bot_guilds (
+        guild TEXT PRIMARY KEY, tracked TEXT NOT NULL, streak_minutes INTEGER NOT NULL)""",
+]
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """`count to target` in `channel`: tick k (1..target) is due at ``started + k``;
+    `sent` is the last tick handed to Discord (0: none yet)."""
+
+    channel: str
+    guild: str | None
+    target: int
+    started: float
+    sent: int = 0
+
+
+@dataclass(frozen=True)
+class BotError:
+    """One failure, kept for `tallyboard errors` and ``GET /v1/bot/errors``."""
+
+    at: float
+    kind: ErrorKind
+    error: str
+    traceback: str
+    guild: str | None = None
+    channel: str | None = None
+    command: str | None = None
+    id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at, "kind": self.kind, "guild": self.guild,
+                "channel": self.channel, "command": self.command, "error": self.error,
+                "traceback": self.traceback}
+
+
+@dataclass(frozen=True)
+class GuildSettings:
+    """A guild's bot settings: the voice channels or categories tracked (none: every
+    channel but the AFK one) and the daily minutes that keep a streak going."""
+
+    guild: str
+    tracked: tuple[str, ...] = field(default=())
+    streak_minutes: int = 1
+
+
+class BotState:
+    """Countdowns, errors and guild settings in one SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(self, connect: Callable[[], Any], placeholder: str, serial: str) -> None:
+        self._connect = connect
+        self._mark = placeholder
+        self._lock = threading.Lock()
+        self._db = connect()
+        with self._transaction() as db:
+            for statement in SCHEMA:
+                db.execute(statement.format(serial=serial))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """One committed transaction; a database error is StoreUnavailable (retryable), and
+        a connection the server dropped is opened again on the next call."""
+        with self._lock:
+            if getattr(self._db, "closed", False) or getattr(self._db, "broken", False):
+                self._db = self._connect()
+            try:
+                yield self._db
+                self._db.commit()
+            except (sqlite3.Error, _pg_error()) as exc:
+                with suppress(sqlite3.Error, _pg_error()):
+                    self._db.rollback()
+                raise StoreUnavailable(f"the bot state could not be written: {exc}") from exc
+
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._transaction() as db:
+            cursor = db.execute(sql.replace("?", self._mark), tuple(args))
+            return list(cursor.fetchall()) if cursor.description else []
+
+    # ---- countdowns -------------------------------------------------------------------------
+    def save_countdown(self, c: Countdown) -> None:
+        """Start (or restart) the countdown of `c.channel`."""
+        self._run("INSERT INTO bot_countdowns VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel) "
+                  "DO UPDATE SET guild = excluded.guild, target = excluded.target, "
+                  "started = excluded.started, sent = excluded.sent",
+                  (c.channel, c.guild, c.target, c.started, c.sent))
+
+    def mark_sent(self, channel: str, tick: int) -> None:
+        """Tick `tick` of `channel` is being sent: a restart will not send it again."""
+        self._run("UPDATE bot_countdowns SET sent = ? WHERE channel = ?", (tick, channel))
+
+    def end_countdown(self, channel: str) -> None:
+        self._run("DELETE FROM bot_countdowns WHERE channel = ?", (channel,))
+
+    def countdowns(self) -> list[Countdown]:
+        rows = self._run("SELECT channel, guild, target, started, sent FROM bot_countdowns "
+                         "ORDER BY started")
+        return [Countdown(*row) for row in rows]
+
+    # ---- errors -----------------------------------------------------------------------------
+    def add_error(self, e: BotError) -> int:
+        """Keep `e`; its id."""
+        rows = self._run("INSERT INTO bot_errors (at, kind, guild, channel, command, error, "
+                         "traceback) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                         (e.at, e.kind, e.guild, e.channel, e.command, e.error, e.traceback))
+        return int(rows[0][0])
+
+    def errors(self, *, limit: int = 50, kind: ErrorKind | None = None,
+               guild: str | None = None) -> list[BotError]:
+        """The newest errors first, optionally of one kind or guild."""
+        where, args = [], []
+        for column, value in (("kind", kind), ("guild", guild)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = ("SELECT at, kind, error, traceback, guild, channel, command, id FROM bot_errors"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY id DESC LIMIT ?")
+        return [BotError(*row) for row in self._run(sql, [*args, limit])]
+
+    # ---- guild settings ---------------------------------------------------------------------
+    def guild_settings(self, guild: str) -> GuildSettings:
+        rows = self._run("SELECT tracked, streak_minutes FROM bot_guilds WHERE guild = ?",
+                         (guild,))
+        if not rows:
+            return GuildSettings(guild)
+        tracked, minutes = rows[0]
+        return GuildSettings(guild, tuple(t for t in tracked.split(",") if t), minutes)
+
+    def save_guild_settings(self, s: GuildSettings) -> None:
+        self._run("INSERT INTO bot_guilds VALUES (?, ?, ?) ON CONFLICT (guild) DO UPDATE SET "
+                  "tracked = excluded.tracked, streak_minutes = excluded.streak_minutes",
+                  (s.guild, ",".join(s.tracked), s.streak_minutes))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _pg_error() -> type[Exception]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return sqlite3.Error
+    return psycopg.Error
+
+
+def open_state(url: str) -> BotState:
+    """``sqlite:///path/file.sqlite3``, a directory (its ``discord.sqlite3``),
+    ``postgresql://…`` or ``memory://`` (nothing kept; for tests)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        def pg() -> Any:
+            try:
+                return psycopg.connect(url, connect_timeout=5)
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+        return BotState(pg, "%s", "BIGINT GENERATED ALWAYS AS IDENTITY")
+    if url == "memory://":
+        path = ":memory:"
+    elif url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+    elif "://" in url:
+        raise ValueError(f"unsupported bot state URL {url!r}; use sqlite:///path, "
+                         "postgresql://…, memory:// or a directory")
+    else:
+        path = str(Path(url) / STATE_FILE)
+
+    def sqlite() -> sqlite3.Connection:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    return BotState(sqlite, "?", "INTEGER")
+
+
+def error_record(kind: ErrorKind, exc: BaseException, *, guild: str | None = None,
+                 channel: str | None = None, command: str | None = None,
+                 at: float | None = None) -> BotError:
+    """A BotError for `exc`: its type and message, and the last frames of its traceback."""
+    import traceback
+
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    summary = "".join(frames[-6:])[-2000:]
+    return BotError(time.time() if at is None else at, kind,
+                    f"{type(exc).__name__}: {exc}"[:500], summary, guild, channel, command)
