@@ -6,29 +6,37 @@ import re
 from pathlib import Path
 
 import tallyboard
-from tallyboard.api import create_app
+from tallyboard.api import add_bot_routes, create_app
+from tallyboard.bots.discord.telemetry import BotMetrics
+from tallyboard.bots.state import open_state
 from tallyboard.core.config import FIELDS
-from tallyboard.settings import Settings
+from tallyboard.settings import DiscordSettings, Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def test_every_setting_is_documented() -> None:
     text = (DOCS / "configuration.md").read_text()
-    for name in [*Settings.model_fields, *FIELDS]:
+    for name in [*Settings.model_fields, *FIELDS, *DiscordSettings.model_fields]:
         assert f"`{name}`" in text, f"setting {name} is missing from docs/configuration.md"
 
 
 def test_every_route_and_prometheus_metric_is_documented() -> None:
     text = (DOCS / "api.md").read_text()
-    app = create_app(tallyboard.open("memory://"))
+    engine = tallyboard.open("memory://")
+    app = create_app(engine)
+    state = open_state("memory://")
+    add_bot_routes(app, state)  # as `tallyboard discord` serves it
     paths = {getattr(r, "path", "") for r in app.routes} - {"", "/docs/oauth2-redirect"}
     for path in paths:
         assert f"`{path}`" in text, f"{path} missing from docs/api.md"
-    exposition = app.state.telemetry.registry
-    for metric in exposition.collect():
-        name = metric.name + ("_total" if metric.type == "counter" else "")
-        assert f"`{name}`" in text, f"{name} missing from docs/api.md"
+    bot = BotMetrics()
+    for registry in (app.state.telemetry.registry, bot.registry):
+        for metric in registry.collect():
+            name = metric.name + ("_total" if metric.type == "counter" else "")
+            assert f"`{name}`" in text, f"{name} missing from docs/api.md"
+    engine.close()
+    state.close()
 
 
 def test_readme_first_screen_has_run_test_and_curl() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,18 @@ class ApiKey(BaseModel):
     key: str = Field(min_length=8)
     scopes: list[Scope] = ["read"]
     spaces: list[str] = ["*"]
+
+
+class DiscordSettings(BaseModel):
+    """`tallyboard discord`: the bot's token, where its tallyboard and its state live."""
+
+    token: SecretStr | None = None
+    api_url: str = "https://discord.com/api/v10"
+    url: str | None = None
+    key: SecretStr | None = None
+    state: str | None = None
+    metric: str = Field(default="presence_seconds", min_length=1, max_length=128)
+    sync_commands: bool = True
 
 
 class Settings(BaseSettings):
@@ -50,6 +62,7 @@ class Settings(BaseSettings):
     rate_limit: float = 0.0
     rate_burst: int = 100
     default_metric: dict[str, Any] = {}
+    discord: DiscordSettings = DiscordSettings()
 
     @field_validator("default_metric")
     @classmethod

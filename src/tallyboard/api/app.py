@@ -13,14 +13,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __name__ as package
+from ..bots.state import BotState
 from ..engine import Tallyboard
 from ..errors import StoreUnavailable, TallyboardError, Unauthorized
 from ..settings import Settings
 from .auth import KeyRing
+from .bot_routes import router as bot_router
 from .presence_routes import router as presence_router
 from .routes import JSON, router
 from .schemas import EventIn, MetricIn, PresenceIn
@@ -51,6 +53,36 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
     _add_operations(app, telemetry)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def create_bot_app(state: BotState, settings: Settings | None = None) -> FastAPI:
+    """The HTTP side of a bot whose tallyboard is a server elsewhere: health, /metrics
+    (`app.state.registry`) and the bot's errors and countdowns."""
+    settings = settings or Settings()
+    app = FastAPI(title="tallyboard bot", version="1", docs_url="/docs", redoc_url=None)
+    app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
+    app.state.registry = registry = CollectorRegistry()
+    add_bot_routes(app, state)
+    _add_error_handlers(app)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def prometheus() -> Response:
+        """Prometheus text format: the bot's metrics."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def add_bot_routes(app: FastAPI, state: BotState) -> None:
+    """Serve a bot's state (``/v1/bot/errors``, ``/v1/bot/countdowns``) from `app`."""
+    app.state.bot_state = state
+    app.include_router(bot_router)
+    app.openapi_schema = None
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -175,6 +175,33 @@ class GroupIn(BaseModel):
     """The body of ``POST /v1/leaderboard``: the group to rank (at most 10,000)."""
 
     members: list[str] = Field(description="member ids; same rules as `members=a,b,c`")
+
+
+class BotErrorOut(BaseModel):
+    id: int
+    at: float = Field(description="Unix seconds")
+    kind: Literal["command", "general"]
+    guild: str | None
+    channel: str | None
+    command: str | None
+    error: str = Field(description="exception type and message")
+    traceback: str = Field(description="the last frames, at most 2,000 characters")
+
+
+class BotErrorsOut(BaseModel):
+    errors: list[BotErrorOut]
+
+
+class BotCountdownOut(BaseModel):
+    channel: str
+    guild: str | None
+    target: int
+    started: float = Field(description="Unix seconds; tick k is due at started + k")
+    sent: int = Field(description="the last tick sent")
+
+
+class BotCountdownsOut(BaseModel):
+    countdowns: list[BotCountdownOut]
 
 
 class ErrorBody(BaseModel):

@@ -3,14 +3,167 @@ it kept."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from rich.table import Table
+
+from ..errors import TallyboardError
+from ..settings import Settings
 from . import main
+from .common import console, out
+from .server import open_engine, settings_or_exit
 
 
 @main.command()
-def discord() -> None:
-    """Run the Discord bot."""
+@click.option("--host", help="Address of the bot's HTTP side (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port of the bot's HTTP side (default 8080).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              help="Embedded data directory (default ./tallyboard-data); also where the "
+                   "bot keeps its state unless told otherwise.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True,
+                                                         path_type=Path),
+              help="TOML config file with a [discord] table (see docs/discord.md).")
+@click.option("--log", "log_url", help="Durable log URL of the embedded engine "
+                                      "(sqlite:///… or postgresql://…).")
+@click.option("--url", help="Report to a tallyboard server instead of an embedded engine "
+                            "(key: [discord] key or TALLYBOARD_DISCORD__KEY).")
+@click.option("--state", "state_url", help="Bot state (countdowns, errors, settings): "
+                                           "a directory, sqlite:///… or postgresql://….")
+def discord(host: str | None, port: int | None, data: Path | None, config_file: Path | None,
+            log_url: str | None, url: str | None, state_url: str | None) -> None:
+    """Run the Discord bot: voice-time tracking, /top /stats /streak /settings, countdowns.
+
+    The token comes from TALLYBOARD_DISCORD__TOKEN or the config file, never a flag.
+    With no --url the bot runs the tallyboard engine in-process and serves the whole
+    HTTP API beside it; with --url it reports to that server. Either way its HTTP side
+    has /metrics, /healthz and /v1/bot/errors.
+
+    \b
+        export TALLYBOARD_DISCORD__TOKEN=...        # the bot's token
+        tallyboard discord                           # embedded, API on :8080
+        tallyboard discord --url http://tallyboard:8080 --port 9108
+        tallyboard discord --log postgresql://postgres@127.0.0.1/tallyboard
+    """
+    import discord as discord_py
+
+    from ..api import add_bot_routes, create_app, create_bot_app
+    from ..bots.discord.bot import StatsBot
+    from ..bots.discord.run import serve
+    from ..bots.discord.telemetry import BotMetrics
+    from ..bots.state import open_state
+    from ..client import RemoteTallyboard
+
+    settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url)
+    d = settings.discord.model_copy(update={k: v for k, v in (("url", url),
+                                                              ("state", state_url)) if v})
+    if d.token is None:
+        raise click.ClickException("no bot token: set TALLYBOARD_DISCORD__TOKEN or "
+                                   "[discord] token in the config file")
+    discord_py.http.Route.BASE = d.api_url.rstrip("/")
+    try:
+        state = open_state(d.state or _default_state(settings))
+    except (TallyboardError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if d.url:
+        tally: Any = RemoteTallyboard(d.url, key=d.key.get_secret_value() if d.key else None)
+        app = create_bot_app(state, settings)
+        registry = app.state.registry
+    else:
+        tally = open_engine(settings)
+        app = create_app(tally, settings)
+        add_bot_routes(app, state)
+        registry = app.state.telemetry.registry
+    bot = StatsBot(tally, state, BotMetrics(registry), metric=d.metric,
+                   sync_commands=d.sync_commands)
+    console.print(f"[green]tallyboard discord[/] reporting to {d.url or settings.log_url}; "
+                  f"HTTP on http://{settings.host}:{settings.port}")
+    try:
+        asyncio.run(serve(bot, d.token.get_secret_value(), app, settings.host,
+                          settings.port))
+    except discord_py.LoginFailure as exc:
+        raise click.ClickException(f"Discord refused the token: {exc}") from exc
+    finally:
+        tally.close()
+        state.close()
+
+
+def _default_state(settings: Settings) -> str:
+    """Next to the durable log: the same PostgreSQL database, else the data directory."""
+    log = settings.log or ""
+    return log if log.startswith(("postgresql://", "postgres://")) else str(settings.data)
 
 
 @main.command()
-def errors() -> None:
-    """List the errors a bot kept."""
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("tallyboard-data"), show_default=True,
+              help="The bot's data directory (its state is discord.sqlite3 there).")
+@click.option("--state", "state_url", help="Bot state URL instead: sqlite:///… or "
+                                           "postgresql://….")
+@click.option("--url", envvar="TALLYBOARD_URL", help="Ask a running bot's HTTP side instead "
+                                                     "(env TALLYBOARD_URL).")
+@click.option("--key", envvar="TALLYBOARD_KEY", help="API key with the admin scope for --url.")
+@click.option("-n", "limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--kind", type=click.Choice(["command", "general"]), help="Only this kind.")
+@click.option("--guild", help="Only this guild (space).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def errors(data: Path, state_url: str | None, url: str | None, key: str | None, limit: int,
+           kind: str | None, guild: str | None, as_json: bool) -> None:
+    """List the errors a bot kept, newest first: command errors and general ones.
+
+    \b
+        tallyboard errors                      # the embedded bot's, in ./tallyboard-data
+        tallyboard errors --kind command -n 5
+        tallyboard errors --url http://127.0.0.1:8080 --key $ADMIN_KEY
+    """
+    found = _errors_from(url, key, state_url or str(data), limit, kind, guild)
+    if as_json:
+        out.print_json(json.dumps({"errors": found}))
+        return
+    if not found:
+        out.print("no errors kept")
+        return
+    table = Table(title=f"{len(found)} newest errors", show_lines=True)
+    for column in ("#", "when (UTC)", "kind", "where", "command", "error"):
+        table.add_column(column)
+    for e in found:
+        when = datetime.fromtimestamp(e["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        where = f"guild {e['guild'] or '-'}\nchannel {e['channel'] or '-'}"
+        table.add_row(str(e["id"]), when, e["kind"], where, e["command"] or "-",
+                      f"{e['error']}\n[dim]{e['traceback'].strip()[-400:]}[/]")
+    out.print(table)
+
+
+def _errors_from(url: str | None, key: str | None, state_url: str, limit: int,
+                 kind: str | None, guild: str | None) -> list[dict[str, Any]]:
+    if url:
+        params = {k: v for k, v in (("limit", limit), ("kind", kind), ("guild", guild)) if v}
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            r = httpx.get(url.rstrip("/") + "/v1/bot/errors", params=params, headers=headers,
+                          timeout=30)
+        except httpx.TransportError as exc:
+            raise click.ClickException(f"cannot reach {url}: {exc}") from exc
+        if r.status_code != 200:
+            raise click.ClickException(f"{r.status_code}: {r.text[:300]}")
+        got: list[dict[str, Any]] = r.json()["errors"]
+        return got
+    from ..bots.state import STATE_FILE, open_state
+
+    if "://" not in state_url and not (Path(state_url) / STATE_FILE).exists():
+        raise click.ClickException(f"no bot state in {state_url} (no {STATE_FILE}); give "
+                                   "--data, --state or --url")
+    try:
+        state = open_state(state_url)
+    except (TallyboardError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        return [e.to_dict() for e in state.errors(limit=limit, kind=kind,  # type: ignore[arg-type]
+                                                  guild=guild)]
+    finally:
+        state.close()

@@ -60,24 +60,10 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
 
     from ..api import create_app
 
-    try:
-        settings = load_settings(config_file, host=host, port=port, data=data, log=log_url,
-                                 durability=durability, buffer=buffer_url, store=store,
-                                 store_prefix=store_prefix)
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid settings:\n{exc}") from None
-    if not settings.keys and not _is_loopback(settings.host):
-        raise click.ClickException(
-            f"refusing to listen on {settings.host} without API keys: anyone could write. "
-            "Add [[keys]] to the config file, or listen on 127.0.0.1.")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    with replay_bar(settings.log_url) as on_replay:
-        durable = _log(settings, on_replay)
-        engine = Tallyboard(
-            durable, default_config=settings.metric_defaults, skew=settings.skew_seconds,
-            id_retention=settings.id_retention_days * 86400, on_replay=on_replay)
-    tune_gc()
+    settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url,
+                                durability=durability, buffer=buffer_url, store=store,
+                                store_prefix=store_prefix)
+    engine = open_engine(settings)
     console.print(f"[green]tallyboard[/] {engine.events_total:,} events loaded in "
                   f"{engine.rebuild_seconds:.2f}s; listening on "
                   f"http://{settings.host}:{settings.port}")
@@ -86,6 +72,33 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
                     log_level="warning", access_log=False)
     finally:
         engine.close()
+
+
+def settings_or_exit(config_file: Path | None, **overrides: Any) -> Settings:
+    """Settings from the file, the environment and the flags; a clear exit if they are
+    invalid or would expose an open server."""
+    try:
+        settings = load_settings(config_file, **overrides)
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid settings:\n{exc}") from None
+    if not settings.keys and not _is_loopback(settings.host):
+        raise click.ClickException(
+            f"refusing to listen on {settings.host} without API keys: anyone could write. "
+            "Add [[keys]] to the config file, or listen on 127.0.0.1.")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    return settings
+
+
+def open_engine(settings: Settings) -> Tallyboard:
+    """The engine the settings describe, rebuilt from its log with a progress bar."""
+    with replay_bar(settings.log_url) as on_replay:
+        durable = _log(settings, on_replay)
+        engine = Tallyboard(
+            durable, default_config=settings.metric_defaults, skew=settings.skew_seconds,
+            id_retention=settings.id_retention_days * 86400, on_replay=on_replay)
+    tune_gc()
+    return engine
 
 
 def _log(settings: Settings, progress: Callable[[int, int | None], None]) -> Any:

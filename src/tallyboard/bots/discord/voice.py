@@ -1,0 +1,192 @@
+"""Voice tracking: guild = space, voice channel = room, user id = member.
+
+A move is a leave and a join at the same second; bots and the AFK channel never count;
+a guild may track only some channels or categories. On every (re)connect each guild
+arrives with its current voice states, and one snapshot per room makes tallyboard agree
+with them: restarts and gateway drops lose nothing and count nothing twice (whoever left
+while the bot was away is counted until the bot is back: Discord does not say when).
+
+Presence writes go through one queue in gateway order (a leave must follow its join);
+whatever queued up while a write was in flight goes in the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from ...errors import StoreUnavailable
+from ..state import GuildSettings
+from .bot import StatsBot
+
+log = logging.getLogger("tallyboard.discord.voice")
+Op = dict[str, Any]
+VoiceChannel = discord.VoiceChannel | discord.StageChannel
+
+
+def room_of(channel: Any, guild: discord.Guild, settings: GuildSettings) -> str | None:
+    """The room `channel` counts as, or None: not a voice channel, the AFK channel, or
+    outside the guild's tracked channels and categories."""
+    if not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
+        return None
+    if guild.afk_channel is not None and channel.id == guild.afk_channel.id:
+        return None
+    if settings.tracked and str(channel.id) not in settings.tracked \
+            and str(channel.category_id) not in settings.tracked:
+        return None
+    return str(channel.id)
+
+
+class VoiceTracker(commands.Cog):
+    """Joins, leaves, moves and reconnects, as tallyboard presence."""
+
+    def __init__(self, bot: StatsBot) -> None:
+        self.bot = bot
+        self.where: dict[str, dict[str, str]] = {}  # guild -> member -> room counted
+        self._queue: asyncio.Queue[tuple[list[Op], asyncio.Future[None]]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        bot.metrics.track(lambda: sum(len(w) for w in self.where.values()),
+                          lambda: _running(bot))
+
+    async def cog_load(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="presence-writer")
+
+    async def cog_unload(self) -> None:
+        """Shutdown: write what is queued (sessions stay open through a restart; the
+        reconcile on return closes those that ended meanwhile), then stop the writer."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), 10)
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    # ---- gateway events ---------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_voice_state_update(self, member: discord.Member, before: discord.VoiceState,
+                                    after: discord.VoiceState) -> None:
+        """Where `member` is now (discord.py's cache), against where the bot last counted
+        them. Not `after`: discord.py updates that object in place, so in a burst a
+        handler may see a later state than its own event's (coalesced moves then show as
+        one move, never as a leave without its join)."""
+        if member.bot:
+            return
+        started = time.perf_counter()
+        guild = member.guild
+        space, who = str(guild.id), str(member.id)
+        settings = await self.bot.guild_settings(space)
+        channel = member.voice.channel if member.voice is not None else None
+        new = room_of(channel, guild, settings)
+        where = self.where.setdefault(space, {})
+        old = where.get(who)
+        if old == new:
+            return  # mute, deafen, stream and video changes, or a move already counted
+        if new is None:
+            del where[who]
+        else:
+            where[who] = new
+        ts = self.bot.clock()
+        ops = [{"space": space, "type": kind, "room": room, "member": who, "ts": ts}
+               for kind, room in (("leave", old), ("join", new)) if room is not None]
+        await self._write(ops)
+        self.bot.metrics.voice_update.observe(time.perf_counter() - started)
+
+    @commands.Cog.listener()
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self.reconcile(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.reconcile(guild)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a guild: whoever was counted there leaves now."""
+        await self.reconcile(guild, voice={})
+
+    # ---- agreeing with Discord --------------------------------------------------------------
+    async def reconcile(self, guild: discord.Guild,
+                        voice: dict[str, list[str]] | None = None) -> None:
+        """One snapshot per room, so tallyboard's presence matches `voice` (default: the
+        guild's voice states now); rooms tallyboard holds that Discord does not are
+        emptied."""
+        space = str(guild.id)
+        if voice is None:
+            settings = await self.bot.guild_settings(space)
+            voice = {}
+            for channel in [*guild.voice_channels, *guild.stage_channels]:
+                room = room_of(channel, guild, settings)
+                if room is not None:
+                    voice[room] = [str(uid) for uid, state in channel.voice_states.items()
+                                   if not _is_bot(guild, uid)]
+        known = {r["room"] for r in await self.bot.ask(self.bot.tally.rooms, space=space)}
+        ts = self.bot.clock()
+        ops = [{"space": space, "type": "snapshot", "room": room, "members": members,
+                "ts": ts} for room, members in sorted(voice.items()) if members or room in known]
+        ops += [{"space": space, "type": "snapshot", "room": room, "members": [], "ts": ts}
+                for room in sorted(known - set(voice))]
+        self.where[space] = {m: room for room, members in voice.items() for m in members}
+        if ops:
+            await self._write(ops)
+        log.info("guild %s reconciled: %d members in %d voice channels", space,
+                 sum(len(m) for m in voice.values()), sum(1 for m in voice.values() if m))
+
+    # ---- the writer -------------------------------------------------------------------------
+    async def _write(self, ops: list[Op]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((ops, done))
+        await done
+
+    async def _write_forever(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            while not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            await self._write_jobs([ops for ops, _ in jobs])
+            for _, done in jobs:
+                if not done.done():
+                    done.set_result(None)
+                self._queue.task_done()
+
+    async def _write_jobs(self, jobs: list[list[Op]]) -> None:
+        """Write every job in one call; while tallyboard is unavailable, wait and try
+        again (later updates queue up behind, in order); if it refuses the call, write
+        the jobs one by one so one bad job does not sink the others."""
+        for attempt in itertools.count():
+            try:
+                await self.bot.ask(self.bot.tally.presence, [op for ops in jobs for op in ops])
+                return
+            except StoreUnavailable as exc:
+                pause = min(30.0, float(exc.retry_after), 0.25 * 2 ** attempt)
+                log.warning("tallyboard unavailable, presence kept; retry in %.1fs: %s",
+                            pause, exc)
+                await asyncio.sleep(pause)
+            except Exception:
+                break
+        for ops in jobs:
+            try:
+                await self.bot.ask(self.bot.tally.presence, ops)
+            except Exception as exc:
+                await self.bot.report("general", exc, guild=ops[0]["space"],
+                                      command="voice")
+
+
+def _is_bot(guild: discord.Guild, user_id: int) -> bool:
+    member = guild.get_member(user_id)
+    return member is not None and member.bot
+
+
+def _running(bot: StatsBot) -> float:
+    countdowns = bot.get_cog("Countdowns")
+    return float(len(getattr(countdowns, "running", ())))
+
+
+async def setup(bot: StatsBot) -> None:
+    await bot.add_cog(VoiceTracker(bot))
