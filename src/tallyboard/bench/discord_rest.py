@@ -80,6 +80,7 @@ class _Forced:
     method: str | None
     times: int
     retry_after: float
+    status: int = 429
 
 
 @dataclass
@@ -128,6 +129,8 @@ class _Reply:
 
 
 _Handler = Callable[[_Req], _Reply]
+_FORCED_ERRORS = {403: _Reply(403, {"message": "Missing Access", "code": 50001}),
+                  404: _Reply(404, {"message": "Unknown Channel", "code": 10003})}
 
 
 class DiscordRest:
@@ -164,6 +167,12 @@ class DiscordRest:
         """Answer the next `times` matching requests with a 429, before any other check."""
         self._forced.append(_Forced(re.compile(path_regex), method, times, retry_after))
 
+    def force_error(self, path_regex: str, times: int, status: int,
+                    method: str | None) -> None:
+        """Answer the next `times` matching requests with `status` (403: Missing Access,
+        404: Unknown Channel), as Discord does when a bot lost a channel."""
+        self._forced.append(_Forced(re.compile(path_regex), method, times, 0.0, status))
+
     async def _handle(self, request: web.Request) -> web.Response:
         wall, mono = time.time(), time.monotonic()
         path = "/" + request.match_info["tail"]
@@ -199,6 +208,8 @@ class DiscordRest:
                 None, request.method
             ):
                 rule.times -= 1
+                if rule.status != 429:
+                    return _FORCED_ERRORS[rule.status], window.headers(mono, bucket)
                 return _too_many(rule.retry_after, window.headers(mono, bucket))
         wait = window.take(mono)
         if wait is not None:

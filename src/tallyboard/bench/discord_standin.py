@@ -305,6 +305,20 @@ class DiscordStandIn:
 
         return self._on_loop(add)
 
+    def set_afk_channel(self, guild_id: str, channel_id: str | None) -> None:
+        """The guild's AFK voice channel (GUILD_UPDATE to a connected bot)."""
+
+        def set_afk() -> None:
+            guild = self._world.guilds[guild_id]
+            guild.afk_channel_id = channel_id
+            update = {k: v for k, v in self._world.guild_create(guild, 0).items()
+                      if k not in ("members", "channels", "voice_states", "threads",
+                                   "presences", "stage_instances", "guild_scheduled_events",
+                                   "soundboard_sounds", "joined_at", "large", "member_count")}
+            self._dispatch_all("GUILD_UPDATE", update)
+
+        self._on_loop(set_afk)
+
     def open_dm(self, user_id: str) -> str:
         """The bot's DM channel with a user; returns its id."""
         return self._on_loop(lambda: str(self._world.dm_channel(user_id)["id"]))
@@ -406,6 +420,16 @@ class DiscordStandIn:
         """Answer the next `times` requests whose path (below /api/v10) matches with a 429."""
         re.compile(path_regex)  # a bad pattern fails here, in the caller's thread
         self._on_loop(lambda: self._rest.force_429(path_regex, times, retry_after, method))
+
+    def force_error(
+        self, path_regex: str, times: int, status: int = 403, *, method: str | None = None
+    ) -> None:
+        """Answer the next `times` matching requests with 403 Missing Access (or 404
+        Unknown Channel): a channel the bot may no longer post in."""
+        re.compile(path_regex)
+        if status not in (403, 404):
+            raise ValueError("force_error answers 403 or 404")
+        self._on_loop(lambda: self._rest.force_error(path_regex, times, status, method))
 
     def calls(self, path_regex: str | None = None, *, method: str | None = None) -> list[RestCall]:
         """Every REST request received so far, in order, 429s included."""

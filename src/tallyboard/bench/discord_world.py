@@ -38,6 +38,7 @@ class Permission(IntFlag):
     """The permission bits guild roles are built from (Discord sends them as int strings)."""
 
     ADMINISTRATOR = 1 << 3
+    MANAGE_GUILD = 1 << 5
     ADD_REACTIONS = 1 << 6
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
@@ -94,6 +95,7 @@ class Guild:
     channels: dict[str, JSON] = field(default_factory=dict)
     members: dict[str, JSON] = field(default_factory=dict)  # by user id, with `user`
     voice_states: dict[str, JSON] = field(default_factory=dict)  # by user id
+    afk_channel_id: str | None = None
 
     def permissions(self, user_id: str) -> int:
         """The member's guild permissions: its roles', or everything for owner and admins."""
@@ -268,7 +270,8 @@ class DiscordWorld:
             "soundboard_sounds": [], "member_count": len(guild.members),
             "large": large, "unavailable": False,
             "joined_at": guild.members[self.bot_user["id"]]["joined_at"],
-            "afk_channel_id": None, "afk_timeout": 300, "system_channel_id": None,
+            "afk_channel_id": guild.afk_channel_id, "afk_timeout": 300,
+            "system_channel_id": None,
             "verification_level": 0, "default_message_notifications": 1,
             "explicit_content_filter": 0, "mfa_level": 0, "nsfw_level": 0, "premium_tier": 0,
             "premium_subscription_count": 0, "preferred_locale": "en-US",

@@ -1,0 +1,130 @@
+"""A real `tallyboard discord` process against the Discord stand-in, for the bot's tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tallyboard.bench.discord_standin import DiscordStandIn
+from tallyboard.bench.discord_world import Permission
+from tallyboard.bench.measure import free_port
+
+
+@dataclass(frozen=True)
+class World:
+    """One guild: a text channel, two voice channels in a category, an AFK channel, and
+    alice (an admin), bob, carol and a bot user."""
+
+    d: DiscordStandIn
+    guild: str
+    text: str
+    timers: str
+    library: str
+    gym: str
+    afk: str
+    category: str
+    alice: str
+    bob: str
+    carol: str
+    robot: str
+
+
+def make_world(d: DiscordStandIn) -> World:
+    guild = d.add_guild("Study Hall")
+    category = d.add_category(guild, "Study")
+    w = World(d, guild, d.add_text_channel(guild, "general"),
+              d.add_text_channel(guild, "timers"),
+              d.add_voice_channel(guild, "library", category_id=category),
+              d.add_voice_channel(guild, "gym", category_id=category),
+              d.add_voice_channel(guild, "afk"), category,
+              d.add_user("alice"), d.add_user("bob"), d.add_user("carol"),
+              d.add_user("robot", bot=True))
+    admin = d.add_role(guild, "admin", permissions=int(Permission.MANAGE_GUILD))
+    d.add_member(guild, w.alice, roles=(admin,))
+    for user in (w.bob, w.carol, w.robot):
+        d.add_member(guild, user)
+    d.set_afk_channel(guild, w.afk)
+    return w
+
+
+class BotProcess:
+    """`tallyboard discord` on a data directory of its own, its HTTP side on a free port."""
+
+    def __init__(self, d: DiscordStandIn, data: Path) -> None:
+        self.d = d
+        self.data = data
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data.parent / f"bot-{self.port}.log"
+
+    def start(self) -> None:
+        """Start and wait until the bot is connected, has synced its commands and has
+        reconciled its guilds (its HTTP side answers /readyz)."""
+        connections = self.d.identifies + self.d.resumes
+        synced = len(self.d.calls("/applications/.*/commands", method="PUT"))
+        env = {**os.environ, "TALLYBOARD_DISCORD__TOKEN": self.d.token,
+               "TALLYBOARD_DISCORD__API_URL": self.d.api_url}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tallyboard.cli", "discord", "--data", str(self.data),
+                 "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the bot exited: {self.log.read_text()}")
+            if (self.d.identifies + self.d.resumes > connections
+                    and len(self.d.calls("/applications/.*/commands", method="PUT")) > synced
+                    and self._ready()):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the bot did not connect: {self.log.read_text()}")
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = httpx.get(self.url + path, params=params, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the bot's /metrics (0 when absent)."""
+        text = httpx.get(self.url + "/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
+
+
+def contents(d: DiscordStandIn, channel: str) -> list[str]:
+    """What the bot posted in `channel`, in order."""
+    return [str((m.json or {}).get("content")) for m in d.messages(channel)]
