@@ -59,9 +59,10 @@ def make_world(d: DiscordStandIn) -> World:
 class BotProcess:
     """`tallyboard discord` on a data directory of its own, its HTTP side on a free port."""
 
-    def __init__(self, d: DiscordStandIn, data: Path) -> None:
+    def __init__(self, d: DiscordStandIn, data: Path, *extra: str) -> None:
         self.d = d
         self.data = data
+        self.extra = extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,7 +78,7 @@ class BotProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tallyboard.cli", "discord", "--data", str(self.data),
-                 "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                 "--port", str(self.port), *self.extra], stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -269,3 +269,55 @@ def test_errors_are_kept_and_listed(world: World, bot: BotProcess, tmp_path: Pat
     assert '"command": "count"' in listed.stdout
     assert httpx.get(bot.url + "/v1/bot/errors", params={"kind": "command"}).json() == \
         {"errors": []}
+
+
+def test_rate_limits_delay_ticks_but_keep_their_order(world: World, bot: BotProcess) -> None:
+    w, d = world, world.d
+    d.force_429(f"/channels/{w.timers}/messages", times=2, retry_after=1.5)
+    d.send_message(w.timers, w.alice, "count to 4")
+    d.wait_until(lambda: len(d.messages(w.timers)) >= 4, timeout=10)
+    assert contents(d, w.timers) == ["1", "2", "3", "4"]
+    refused = [c for c in d.calls(f"/channels/{w.timers}/messages") if c.status == 429]
+    assert len(refused) == 2  # discord.py waited as told, then sent again, in order
+
+
+def test_a_session_that_cannot_resume_is_reconciled(world: World, bot: BotProcess) -> None:
+    """Discord forgets the session: the bot identifies again, gets the guild as it is now
+    and makes presence agree (what it missed is not replayed in this case)."""
+    w, d = world, world.d
+    d.set_voice_state(w.guild, w.alice, w.library)
+    d.wait_until(lambda: rooms(bot, w) == {w.library: 1}, timeout=5)
+    identified = d.identifies
+    d.invalidate_session()
+    d.set_voice_state(w.guild, w.alice, None)  # never reaches the bot
+    d.set_voice_state(w.guild, w.bob, w.gym)
+    d.drop(4000)
+    d.wait_until(lambda: d.identifies > identified and rooms(bot, w) == {w.gym: 1},
+                 timeout=20)  # discord.py waits 5 s before identifying again
+    assert bot.metric("tallyboard_discord_gateway_reconnects_total") >= 1
+    assert bot.metric("tallyboard_discord_voice_sessions_open") == 1
+
+
+def test_the_bot_can_report_to_a_server_by_url(world: World, tmp_path: Path) -> None:
+    from support import ServerProcess
+
+    w, d = world, world.d
+    server = ServerProcess(tmp_path / "server")
+    server.start()
+    bot = BotProcess(d, tmp_path / "bot", "--url", server.url)
+    try:
+        d.set_voice_state(w.guild, w.alice, w.library)
+        bot.start()
+        d.set_voice_state(w.guild, w.bob, w.library)
+        d.wait_until(lambda: httpx.get(server.url + "/v1/presence/rooms", params={
+            "space": w.guild}).json()["rooms"] == [{"room": w.library, "members": 2}],
+            timeout=5)
+        iid = d.run_slash_command(w.text, w.carol, "top", {"window": "all"})
+        reply = d.wait_until(lambda: d.interaction_responses(iid), timeout=5)[0]
+        assert f"<@{w.alice}>" in reply.json["data"]["embeds"][0]["description"]
+        assert httpx.get(bot.url + "/v1/bot/errors").json() == {"errors": []}
+        assert httpx.get(bot.url + "/v1/leaderboard").status_code == 404  # not a server
+        assert (tmp_path / "bot" / "discord.sqlite3").exists()
+    finally:
+        bot.stop()
+        server.stop()
