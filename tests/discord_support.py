@@ -78,7 +78,8 @@ class BotProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tallyboard.cli", "discord", "--data", str(self.data),
-                 "--port", str(self.port), *self.extra], stdout=out, stderr=subprocess.STDOUT, env=env)
+                 "--port", str(self.port), *self.extra],
+                stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
