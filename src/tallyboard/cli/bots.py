@@ -28,7 +28,7 @@ from .server import open_engine, settings_or_exit
                    "bot keeps its state unless told otherwise.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True,
                                                          path_type=Path),
-              help="TOML config file with a [discord] table (see docs/discord.md).")
+              help="TOML config file with a [discord] table (see docs/configuration.md).")
 @click.option("--log", "log_url", help="Durable log URL of the embedded engine "
                                       "(sqlite:///… or postgresql://…).")
 @click.option("--url", help="Report to a tallyboard server instead of an embedded engine "

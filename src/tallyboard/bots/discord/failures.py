@@ -43,7 +43,7 @@ class Failures(commands.Cog):
             await _answer(ctx, _why_denied(error))
         elif isinstance(error, commands.UserInputError):
             self.bot.metrics.command(name, "invalid")
-            await _answer(ctx, f"{error} Try `/{name}`: Discord shows what it takes.")
+            await _answer(ctx, str(error))
         else:
             original = getattr(error, "original", error)
             number = await self.bot.report(
