@@ -48,6 +48,24 @@ def test_bench_runs_and_renders() -> None:
     assert "tallyboard bench --workload all" not in text  # names what was actually run
 
 
+def test_discord_workload_runs_the_bot_and_renders() -> None:
+    """The real bot against the stand-in at tiny scale: every update timed, commands
+    answered, the section and both target rows rendered."""
+    results = run_bench(["discord"], scale=0.01, queries=10)
+    d = results["discord"]
+    for run in ("steady", "burst"):
+        assert d[run]["own"]["count"] == d[run]["updates"] == d[run]["end_to_end"]["count"]
+        assert 0 < d[run]["own"]["p50_ms"] <= d[run]["end_to_end"]["max_ms"]
+    assert d["steady"]["bare_commit"]["count"] == d["steady"]["updates"]
+    assert d["top"]["count"] == 5 and d["stats"]["count"] == 3
+    assert 0 < d["reconcile_seconds"] < 10
+    text = format_markdown(results)
+    assert "## discord bot: 50 members in voice" in text
+    assert "| discord: voice update overhead p99 | 50 in voice, 5 updates/s |" in text
+    assert "| discord: /top answered p99 | 50 in voice |" in text
+    assert "tallyboard bench --workload discord --scale 0.01 --queries 10" in text
+
+
 def test_bench_cli_writes_markdown(tmp_path: Path) -> None:
     out = tmp_path / "bench.md"
     result = CliRunner().invoke(main, ["bench", "--workload", "reactions", "--scale", "0.005",

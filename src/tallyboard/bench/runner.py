@@ -34,6 +34,7 @@ WINDOWS = ("all", "day", "week", "month", "year", "rolling:24h", "rolling:7d")
 COLUMN_BATCH = 100_000
 ROW_BATCH = 1_000
 HTTP_BATCH = 1_000
+SPECIAL = ("presence", "commits", "hot", "discord")  # workloads with results of their own shape
 
 
 def _quiet(description: str, done: int, total: int) -> None:
@@ -43,8 +44,8 @@ def _quiet(description: str, done: int, total: int) -> None:
 def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
               http: bool = True, pg: str | None = None, redis: str | None = None,
               progress: Progress = _quiet) -> dict[str, Any]:
-    """All requested workloads (and "presence", "commits", "hot") as one JSON-able
-    result; "hot" needs both `pg` and `redis`."""
+    """All requested workloads (and "presence", "commits", "hot", "discord") as one
+    JSON-able result; "hot" needs both `pg` and `redis`."""
     now = int(time.time()) - 1
     results: dict[str, Any] = {
         "command": _command(names, scale, queries, http, pg, redis),
@@ -54,7 +55,7 @@ def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
         "scale": scale, "queries": queries, "workloads": {}}
     for name in names:
         got = _in_fresh_process(progress, name, scale, queries, http, now, pg, redis)
-        if name in ("presence", "commits", "hot"):
+        if name in SPECIAL:
             results[name] = got
         else:
             results["workloads"][name] = got
@@ -88,12 +89,17 @@ def _workload_job(updates: Any, name: str, scale: float, queries: int, http: boo
         if name == "hot":
             assert pg and redis, "the hot store workload needs --pg and --redis"
             return run_hot_store(redis, pg, scale, queries, progress)
+        if name == "discord":
+            # imported here: discord.py is loaded only by the process that runs the bot
+            from .discord_bot import run_discord
+
+            return run_discord(Path(tmp), scale, progress)
         return _run_workload(WORKLOADS[name](scale, now), Path(tmp), queries, http, progress)
 
 
 def _command(names: list[str], scale: float, queries: int, http: bool,
              pg: str | None, redis: str | None) -> str:
-    every = [*WORKLOADS, "presence", "commits", "hot"]
+    every = [*WORKLOADS, *SPECIAL]
     chosen = ["all"] if sorted(names) == sorted(every) else names
     parts = ["tallyboard bench", *(f"--workload {name}" for name in chosen)]
     if scale != 1.0:

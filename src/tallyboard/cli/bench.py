@@ -21,9 +21,10 @@ from .common import console, out
 @main.command()
 @click.option("--workload", "workloads", multiple=True, show_default=True, default=["all"],
               type=click.Choice(["psd", "study", "reactions", "presence", "commits", "hot",
-                                 "all"]),
+                                 "discord", "all"]),
               help="Workload to run; repeat for several. hot: the shared Redis hot store "
-                   "against the seed Redis design (needs --pg and --redis).")
+                   "against the seed Redis design (needs --pg and --redis). discord: the "
+                   "Discord bot against the local Discord stand-in.")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Fraction of the full event counts (0.05 for a quick look).")
 @click.option("--queries", default=2000, show_default=True, type=click.IntRange(10),
@@ -46,13 +47,14 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
     \b
         tallyboard bench --workload all --markdown docs/benchmarks.md
         tallyboard bench --workload study --scale 0.05 --no-http
+        tallyboard bench --workload discord
         tallyboard bench --workload hot --pg postgresql://postgres@127.0.0.1/postgres \
             --redis redis://127.0.0.1:6379/0
     "all" includes hot when --pg and --redis are given.
     """
     from ..bench.runner import format_markdown, run_bench
 
-    every = ["psd", "study", "reactions", "presence", "commits"]
+    every = ["psd", "study", "reactions", "presence", "commits", "discord"]
     every += ["hot"] if pg_url and redis_url else []
     names = every if "all" in workloads else list(dict.fromkeys(workloads))
     if "hot" in names and not (pg_url and redis_url):
