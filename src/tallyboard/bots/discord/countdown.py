@@ -113,7 +113,7 @@ class Countdowns(commands.Cog):
         (which keeps it for the next start). A failure is kept and ends the count."""
         try:
             await self._tick(c, first)
-        except Exception as exc:
+        except Exception as exc:  # kept in the bot state (tallyboard errors); the count ends
             await self.bot.report("general", exc, guild=c.guild, channel=c.channel,
                                   command="count")
         self.running.pop(c.channel, None)

@@ -38,7 +38,11 @@ class BotMetrics:
             "countdown tick was handed to Discord", buckets=LATENESS_BUCKETS, registry=r)
         self.voice_update = Histogram(
             "tallyboard_discord_voice_update_seconds", "The bot's own time per voice-state "
-            "update, from the gateway event to the durable presence write",
+            "update: from the gateway event to its presence being durable, less the "
+            "durable write itself", buckets=UPDATE_BUCKETS, registry=r)
+        self.voice_durable = Histogram(
+            "tallyboard_discord_voice_durable_seconds", "From a voice-state update's "
+            "gateway event to its presence being durable (the bot's time and the write's)",
             buckets=UPDATE_BUCKETS, registry=r)
         self.reconnects = Counter(
             "tallyboard_discord_gateway_reconnects", "Gateway connections after the first "

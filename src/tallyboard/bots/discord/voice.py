@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -50,7 +51,7 @@ class VoiceTracker(commands.Cog):
     def __init__(self, bot: StatsBot) -> None:
         self.bot = bot
         self.where: dict[str, dict[str, str]] = {}  # guild -> member -> room counted
-        self._queue: asyncio.Queue[tuple[list[Op], asyncio.Future[None]]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[list[Op], asyncio.Future[float]]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         bot.metrics.track(lambda: sum(len(w) for w in self.where.values()),
                           lambda: _running(bot))
@@ -95,8 +96,10 @@ class VoiceTracker(commands.Cog):
         ts = self.bot.clock()
         ops = [{"space": space, "type": kind, "room": room, "member": who, "ts": ts}
                for kind, room in (("leave", old), ("join", new)) if room is not None]
-        await self._write(ops)
-        self.bot.metrics.voice_update.observe(time.perf_counter() - started)
+        stored = await self._write(ops)
+        took = time.perf_counter() - started
+        self.bot.metrics.voice_durable.observe(took)
+        self.bot.metrics.voice_update.observe(took - stored)
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
@@ -139,43 +142,54 @@ class VoiceTracker(commands.Cog):
                  sum(len(m) for m in voice.values()), sum(1 for m in voice.values() if m))
 
     # ---- the writer -------------------------------------------------------------------------
-    async def _write(self, ops: list[Op]) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _write(self, ops: list[Op]) -> float:
+        """Queue `ops` and wait until they are durable; the seconds the durable write
+        itself took (tallyboard's share of the wait, not the bot's)."""
+        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((ops, done))
-        await done
+        return await done
 
     async def _write_forever(self) -> None:
         while True:
             jobs = [await self._queue.get()]
             while not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
-            await self._write_jobs([ops for ops, _ in jobs])
+            stored = await self._write_jobs([ops for ops, _ in jobs])
             for _, done in jobs:
                 if not done.done():
-                    done.set_result(None)
+                    done.set_result(stored)
                 self._queue.task_done()
 
-    async def _write_jobs(self, jobs: list[list[Op]]) -> None:
+    async def _write_jobs(self, jobs: list[list[Op]]) -> float:
         """Write every job in one call; while tallyboard is unavailable, wait and try
         again (later updates queue up behind, in order); if it refuses the call, write
         the jobs one by one so one bad job does not sink the others."""
         for attempt in itertools.count():
             try:
-                await self.bot.ask(self.bot.tally.presence, [op for ops in jobs for op in ops])
-                return
+                return await self.bot.ask(_timed, self.bot.tally.presence,
+                                          [op for ops in jobs for op in ops])
             except StoreUnavailable as exc:
                 pause = min(30.0, float(exc.retry_after), 0.25 * 2 ** attempt)
                 log.warning("tallyboard unavailable, presence kept; retry in %.1fs: %s",
                             pause, exc)
                 await asyncio.sleep(pause)
-            except Exception:
+            except Exception:  # refused: find the culprit below
                 break
+        stored = 0.0
         for ops in jobs:
             try:
-                await self.bot.ask(self.bot.tally.presence, ops)
-            except Exception as exc:
+                stored += await self.bot.ask(_timed, self.bot.tally.presence, ops)
+            except Exception as exc:  # kept in the bot state; the writer goes on
                 await self.bot.report("general", exc, guild=ops[0]["space"],
                                       command="voice")
+        return stored
+
+
+def _timed(write: Callable[[list[Op]], object], ops: list[Op]) -> float:
+    """`write(ops)` (in a worker thread); how long it took."""
+    started = time.perf_counter()
+    write(ops)
+    return time.perf_counter() - started
 
 
 def _is_bot(guild: discord.Guild, user_id: int) -> bool:
