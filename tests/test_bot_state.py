@@ -69,12 +69,23 @@ def test_errors_newest_first_with_filters(state_url: str) -> None:
 def test_guild_settings_default_and_saved(state_url: str) -> None:
     state = open_state(state_url)
     assert state.guild_settings("g") == GuildSettings("g")
-    state.save_guild_settings(GuildSettings("g", ("1", "2"), 30))
-    state.save_guild_settings(GuildSettings("g", ("2",), 45))
+    state.save_guild_settings(GuildSettings("g", ("1", "2"), (), 30))
+    state.save_guild_settings(GuildSettings("g", ("2",), ("9", "10"), 45))
     state.close()
     again = open_state(state_url)
-    assert again.guild_settings("g") == GuildSettings("g", ("2",), 45)
+    assert again.guild_settings("g") == GuildSettings("g", ("2",), ("9", "10"), 45)
     again.close()
+
+
+def test_which_channels_count() -> None:
+    everything = GuildSettings("g")
+    assert everything.counts("v1", None) and everything.counts("v2", "cat")
+    some = GuildSettings("g", tracked=("v1", "cat"), untracked=("v3",))
+    assert some.counts("v1", None) and some.counts("v2", "cat")  # a tracked category
+    assert not some.counts("v4", None) and not some.counts("v3", "cat")  # untracked wins
+    but = GuildSettings("g", untracked=("v2", "cat2"))
+    assert but.counts("v1", None) and not but.counts("v2", None)
+    assert not but.counts("v5", "cat2")
 
 
 def test_memory_state_and_bad_urls() -> None:

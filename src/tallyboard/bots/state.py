@@ -31,7 +31,8 @@ SCHEMA = [
         guild TEXT, channel TEXT, command TEXT, error TEXT NOT NULL,
         traceback TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS bot_guilds (
-        guild TEXT PRIMARY KEY, tracked TEXT NOT NULL, streak_minutes INTEGER NOT NULL)""",
+        guild TEXT PRIMARY KEY, tracked TEXT NOT NULL, untracked TEXT NOT NULL,
+        streak_minutes INTEGER NOT NULL)""",
 ]
 
 
@@ -68,12 +69,20 @@ class BotError:
 
 @dataclass(frozen=True)
 class GuildSettings:
-    """A guild's bot settings: the voice channels or categories tracked (none: every
-    channel but the AFK one) and the daily minutes that keep a streak going."""
+    """A guild's bot settings: which voice channels count (those in `tracked`, channels
+    or categories — all when it is empty — but none in `untracked`, nor the AFK channel)
+    and the daily minutes that keep a streak going."""
 
     guild: str
     tracked: tuple[str, ...] = field(default=())
+    untracked: tuple[str, ...] = field(default=())
     streak_minutes: int = 1
+
+    def counts(self, channel: str, category: str | None) -> bool:
+        """Whether time in `channel` (in `category`) counts."""
+        mine = {channel} | ({category} if category else set())
+        return (not self.tracked or not mine.isdisjoint(self.tracked)) \
+            and mine.isdisjoint(self.untracked)
 
 
 class BotState:
@@ -151,21 +160,26 @@ class BotState:
 
     # ---- guild settings ---------------------------------------------------------------------
     def guild_settings(self, guild: str) -> GuildSettings:
-        rows = self._run("SELECT tracked, streak_minutes FROM bot_guilds WHERE guild = ?",
-                         (guild,))
+        rows = self._run("SELECT tracked, untracked, streak_minutes FROM bot_guilds "
+                         "WHERE guild = ?", (guild,))
         if not rows:
             return GuildSettings(guild)
-        tracked, minutes = rows[0]
-        return GuildSettings(guild, tuple(t for t in tracked.split(",") if t), minutes)
+        tracked, untracked, minutes = rows[0]
+        return GuildSettings(guild, _ids(tracked), _ids(untracked), minutes)
 
     def save_guild_settings(self, s: GuildSettings) -> None:
-        self._run("INSERT INTO bot_guilds VALUES (?, ?, ?) ON CONFLICT (guild) DO UPDATE SET "
-                  "tracked = excluded.tracked, streak_minutes = excluded.streak_minutes",
-                  (s.guild, ",".join(s.tracked), s.streak_minutes))
+        self._run("INSERT INTO bot_guilds VALUES (?, ?, ?, ?) ON CONFLICT (guild) DO UPDATE "
+                  "SET tracked = excluded.tracked, untracked = excluded.untracked, "
+                  "streak_minutes = excluded.streak_minutes",
+                  (s.guild, ",".join(s.tracked), ",".join(s.untracked), s.streak_minutes))
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    return tuple(t for t in text.split(",") if t)
 
 
 def _pg_error() -> type[Exception]:

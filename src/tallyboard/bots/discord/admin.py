@@ -26,8 +26,9 @@ class SettingsFlags(commands.FlagConverter):
                                          "Europe/Berlin or UTC")
     reset: str | None = commands.flag(default=None, description="When the day starts, "
                                       "HH:MM local time, e.g. 17:00")
-    track: Trackable | None = commands.flag(default=None, description="Count only this "
-                                            "voice channel or category (adds to the list)")
+    track: Trackable | None = commands.flag(default=None, description="Count this voice "
+                                            "channel or category (once one is tracked, "
+                                            "only tracked ones count)")
     untrack: Trackable | None = commands.flag(default=None, description="Stop counting "
                                               "this channel or category")
     track_all: bool = commands.flag(default=False, description="Count every voice "
@@ -60,21 +61,32 @@ class Admin(commands.Cog):
             except BadQuery as exc:
                 await ctx.send(embed=embeds.note(f"Not changed: {exc.message}", ok=False))
                 return
-        tracked = () if flags.track_all else current.tracked
-        if flags.track is not None:
-            tracked = (*dict.fromkeys((*tracked, str(flags.track.id))),)
-        if flags.untrack is not None:
-            tracked = tuple(t for t in tracked if t != str(flags.untrack.id))
-        new = GuildSettings(space, tracked, flags.streak_minutes or current.streak_minutes)
+        new = _tracking(current, flags)
         if new != current:
             await self.bot.save_guild_settings(new)
-        if tracked != current.tracked:
+        if (new.tracked, new.untracked) != (current.tracked, current.untracked):
             voice = self.bot.get_cog("VoiceTracker")
             if voice is not None:
                 await voice.reconcile(ctx.guild)  # type: ignore[attr-defined]
         config = await self.bot.metric_config(space)
-        await ctx.send(embed=embeds.settings(config.timezone, config.day_start, new.tracked,
-                                             new.streak_minutes, ctx.guild.name))
+        await ctx.send(embed=embeds.settings(config.timezone, config.day_start, new,
+                                             ctx.guild.name))
+
+
+def _tracking(current: GuildSettings, flags: SettingsFlags) -> GuildSettings:
+    """`current` with the flags' tracking changes: `track` adds to the tracked list (and
+    lifts an untrack), `untrack` takes out of it and excludes, `track_all` clears both."""
+    tracked, untracked = ((), ()) if flags.track_all else (current.tracked, current.untracked)
+    if flags.track is not None:
+        one = str(flags.track.id)
+        tracked = (*dict.fromkeys((*tracked, one)),)
+        untracked = tuple(u for u in untracked if u != one)
+    if flags.untrack is not None:
+        one = str(flags.untrack.id)
+        tracked = tuple(t for t in tracked if t != one)
+        untracked = (*dict.fromkeys((*untracked, one)),)
+    return GuildSettings(current.guild, tracked, untracked,
+                         flags.streak_minutes or current.streak_minutes)
 
 
 async def setup(bot: StatsBot) -> None:

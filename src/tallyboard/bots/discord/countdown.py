@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 
 import discord
 from discord.ext import commands
@@ -24,13 +25,23 @@ from .bot import StatsBot, strip_mention
 log = logging.getLogger("tallyboard.discord.countdown")
 
 
+@dataclass
+class _Running:
+    """A countdown being counted: `halt` ends its ticking (stop, shutdown) at the next
+    safe point — never in the middle of a state write or a send."""
+
+    countdown: Countdown
+    tick: int  # the last tick handed to Discord
+    halt: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
 class Countdowns(commands.Cog):
     """``count to n`` and ``stop``."""
 
     def __init__(self, bot: StatsBot) -> None:
         self.bot = bot
-        self.running: dict[str, asyncio.Task[None]] = {}
-        self._ticks: dict[str, int] = {}  # channel -> last tick handed to Discord
+        self.running: dict[str, _Running] = {}
 
     async def cog_load(self) -> None:
         """Resume the countdowns a restart interrupted (sending needs no gateway)."""
@@ -46,17 +57,16 @@ class Countdowns(commands.Cog):
                 first, last = plan.skipped[0], plan.skipped[-1]
                 gap = str(first) if first == last else f"{first}–{last}"
                 await _say(channel, f"Back after a restart: skipped {gap}, counting on.")
-            self._start(c, plan.next_tick)
+            self._start(c, plan.next_tick, new=False)
             log.info("countdown in channel %s resumed at %d/%d", c.channel, plan.next_tick,
                      c.target)
 
     async def cog_unload(self) -> None:
         """Shutdown: stop ticking but keep every countdown for the next start."""
-        for task in list(self.running.values()):
-            task.cancel()
-        for task in list(self.running.values()):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        halted = list(self.running.values())
+        for run in halted:
+            run.halt.set()
+        await asyncio.gather(*(run.task for run in halted if run.task is not None))
 
     async def handle(self, message: discord.Message) -> bool:
         """Act on `message` if it is a countdown command; whether it was one."""
@@ -75,61 +85,71 @@ class Countdowns(commands.Cog):
         return True
 
     async def _count(self, message: discord.Message, channel: str, target: int) -> None:
-        if channel in self.running:
+        busy = self.running.get(channel)
+        if busy is not None:
             self.bot.metrics.command("count", "wrong")
-            await message.reply(f"I am already counting here ({self._ticks.get(channel, 0)}"
-                                "so far); say `stop` first.", mention_author=False)
+            await message.reply(f"I am already counting to {busy.countdown.target:,} here "
+                                f"(at {busy.tick:,}); say `stop` first.",
+                                mention_author=False)
             return
         c = Countdown(channel, str(message.guild.id) if message.guild else None, target,
                       self.bot.clock())
-        await self.bot.ask(self.bot.state.save_countdown, c)
+        self._start(c, 1, new=True)  # before any await: a second `count to` sees it
         self.bot.metrics.command("count", "ok")
         self.bot.metrics.requested.observe(target)
-        self._start(c, 1)
 
     async def _stop(self, message: discord.Message, channel: str) -> None:
-        task = self.running.pop(channel, None)
-        if task is None:
+        run = self.running.pop(channel, None)
+        if run is None:
             self.bot.metrics.command("stop", "wrong")
             await message.reply("Nothing is counting here: `stop` ends a `count to n`.",
                                 mention_author=False)
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        run.halt.set()
+        if run.task is not None:
+            await run.task  # its state write or send in flight finishes first
         await self.bot.ask(self.bot.state.end_countdown, channel)
         self.bot.metrics.command("stop", "ok")
         self.bot.metrics.cancelled.inc()
-        await message.reply(f"Stopped at {self._ticks.pop(channel, 0)}.",
-                            mention_author=False)
+        await message.reply(f"Stopped at {run.tick:,}.", mention_author=False)
 
-    def _start(self, c: Countdown, first: int) -> None:
-        self._ticks[c.channel] = first - 1
-        self.running[c.channel] = asyncio.create_task(self._run(c, first),
-                                                      name=f"countdown-{c.channel}")
+    def _start(self, c: Countdown, first: int, *, new: bool) -> None:
+        run = self.running[c.channel] = _Running(c, first - 1)
+        run.task = asyncio.create_task(self._run(run, first, new),
+                                       name=f"countdown-{c.channel}")
 
-    async def _run(self, c: Countdown, first: int) -> None:
-        """Tick until the target; cancelled by `stop` (which ends it) or by a shutdown
-        (which keeps it for the next start). A failure is kept and ends the count."""
+    async def _run(self, run: _Running, first: int, new: bool) -> None:
+        """Keep a `new` countdown, then tick until the target or a halt (a stop ends it in
+        the state, a shutdown keeps it). A failure is kept and ends the count."""
+        c = run.countdown
         try:
-            await self._tick(c, first)
+            if new:
+                await self.bot.ask(self.bot.state.save_countdown, c)
+            if not await self._tick(run, first):
+                return
         except Exception as exc:  # kept in the bot state (tallyboard errors); the count ends
             await self.bot.report("general", exc, guild=c.guild, channel=c.channel,
                                   command="count")
-        self.running.pop(c.channel, None)
-        self._ticks.pop(c.channel, None)
+        if self.running.get(c.channel) is run:
+            del self.running[c.channel]
         await self.bot.ask(self.bot.state.end_countdown, c.channel)
 
-    async def _tick(self, c: Countdown, first: int) -> None:
+    async def _tick(self, run: _Running, first: int) -> bool:
+        """Send ticks on the absolute schedule; False when halted before the end."""
+        c = run.countdown
         channel = self.bot.get_partial_messageable(int(c.channel))
         for tick in range(first, c.target + 1):
             delay = c.started + tick - self.bot.clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.halt.wait(), delay)
+            if run.halt.is_set():
+                return False
             await self.bot.ask(self.bot.state.mark_sent, c.channel, tick)  # never twice
             self.bot.metrics.lateness.observe(max(0.0, self.bot.clock() - c.started - tick))
-            self._ticks[c.channel] = tick
+            run.tick = tick
             await channel.send(str(tick))
+        return True
 
 
 async def _say(channel: discord.PartialMessageable, text: str) -> None:

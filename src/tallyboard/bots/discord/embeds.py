@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import discord
 
 from ...core.results import Leaderboard, Rank, Run, Streak
+from ..state import GuildSettings
 
 BLURPLE, GREEN, RED = 0x5865F2, 0x57F287, 0xED4245
 WINDOWS = {"day": ("today", "day"), "week": ("this week", "week"),
@@ -80,12 +81,18 @@ def note(text: str, *, ok: bool = True) -> discord.Embed:
     return discord.Embed(description=text, color=GREEN if ok else RED)
 
 
-def settings(timezone: str, day_start: str, tracked: Sequence[str], streak_minutes: int,
+def settings(timezone: str, day_start: str, guild: GuildSettings,
              guild_name: str) -> discord.Embed:
-    channels = ", ".join(f"<#{c}>" for c in tracked) if tracked else \
+    tracked = _channels(guild.tracked) if guild.tracked else \
         "every voice channel but the AFK one"
     embed = discord.Embed(title=f"Settings — {guild_name}", color=BLURPLE)
     embed.add_field(name="Day starts", value=f"{day_start} · {timezone}", inline=False)
-    embed.add_field(name="Tracked", value=channels, inline=False)
-    embed.add_field(name="Streak", value=f"{streak_minutes} min a day", inline=False)
+    embed.add_field(name="Tracked", value=tracked, inline=False)
+    if guild.untracked:
+        embed.add_field(name="Not tracked", value=_channels(guild.untracked), inline=False)
+    embed.add_field(name="Streak", value=f"{guild.streak_minutes} min a day", inline=False)
     return embed
+
+
+def _channels(ids: Sequence[str]) -> str:
+    return ", ".join(f"<#{c}>" for c in ids)

@@ -34,15 +34,13 @@ VoiceChannel = discord.VoiceChannel | discord.StageChannel
 
 def room_of(channel: Any, guild: discord.Guild, settings: GuildSettings) -> str | None:
     """The room `channel` counts as, or None: not a voice channel, the AFK channel, or
-    outside the guild's tracked channels and categories."""
+    not counted by the guild's settings (tracked and untracked channels, categories)."""
     if not isinstance(channel, discord.VoiceChannel | discord.StageChannel):
         return None
     if guild.afk_channel is not None and channel.id == guild.afk_channel.id:
         return None
-    if settings.tracked and str(channel.id) not in settings.tracked \
-            and str(channel.category_id) not in settings.tracked:
-        return None
-    return str(channel.id)
+    category = str(channel.category_id) if channel.category_id else None
+    return str(channel.id) if settings.counts(str(channel.id), category) else None
 
 
 class VoiceTracker(commands.Cog):
