@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -321,3 +322,53 @@ def test_the_bot_can_report_to_a_server_by_url(world: World, tmp_path: Path) -> 
     finally:
         bot.stop()
         server.stop()
+
+
+def test_updates_handled_during_a_reconcile_are_not_undone() -> None:
+    """A move handled while a reconcile waits on tallyboard must survive the reconcile's
+    snapshots (they are built from Discord's voice states after the wait)."""
+    import threading
+
+    import tallyboard
+    from tallyboard.bench.discord_bot import BotThread
+    from tallyboard.bench.discord_standin import discord_py_pointed_at
+    from tallyboard.bots.discord.bot import StatsBot
+    from tallyboard.bots.discord.telemetry import BotMetrics
+    from tallyboard.bots.state import open_state
+
+    class SlowRooms:
+        """The engine, with its first `rooms` answer held until a move was sent."""
+
+        def __init__(self, engine: Any) -> None:
+            self.engine, self.asked, self.moved = engine, threading.Event(), threading.Event()
+
+        def rooms(self, **kwargs: Any) -> Any:
+            if not self.asked.is_set():
+                self.asked.set()
+                self.moved.wait(10)
+                time.sleep(0.3)  # the move's handler runs meanwhile
+            return self.engine.rooms(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.engine, name)
+
+    engine = tallyboard.open("memory://")
+    state = open_state("memory://")
+    slow = SlowRooms(engine)
+    with DiscordStandIn() as d, discord_py_pointed_at(d.api_url, d.gateway_url):
+        w = make_world(d)
+        d.set_voice_state(w.guild, w.alice, w.library)
+        running = BotThread(StatsBot(slow, state, BotMetrics()), d.token)  # type: ignore[arg-type]
+        running.start()
+        try:
+            assert slow.asked.wait(20)
+            d.set_voice_state(w.guild, w.alice, w.gym)
+            slow.moved.set()
+            d.wait_until(lambda: engine.rooms(space=w.guild) == [{"room": w.gym, "members": 1}],
+                         timeout=10)
+            time.sleep(0.5)
+            assert engine.rooms(space=w.guild) == [{"room": w.gym, "members": 1}]
+        finally:
+            running.stop()
+            engine.close()
+            state.close()

@@ -30,13 +30,10 @@ def duration(seconds: int) -> str:
 
 
 def top(board: Leaderboard, window: str, guild_name: str) -> discord.Embed:
-    title = f"Voice time — {WINDOWS[window][0]}"
-    if not board.entries:
-        return discord.Embed(title=title, color=BLURPLE,
-                             description="Nobody has been in a voice channel yet.")
     lines = [f"{MEDALS.get(e.rank, f'**{e.rank}.**')} <@{e.member}> · {duration(e.score)}"
-             for e in board.entries]
-    embed = discord.Embed(title=title, color=BLURPLE, description="\n".join(lines))
+             for e in board.entries] or [f"Nobody has been in voice {WINDOWS[window][0]}."]
+    embed = discord.Embed(title=f"Voice time — {WINDOWS[window][0]}", color=BLURPLE,
+                          description="\n".join(lines))
     embed.set_footer(text=f"{guild_name} · {board.total:,} members ranked")
     return embed
 

@@ -110,24 +110,23 @@ class VoiceTracker(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         """Removed from a guild: whoever was counted there leaves now."""
-        await self.reconcile(guild, voice={})
+        await self.reconcile(guild, gone=True)
 
     # ---- agreeing with Discord --------------------------------------------------------------
-    async def reconcile(self, guild: discord.Guild,
-                        voice: dict[str, list[str]] | None = None) -> None:
-        """One snapshot per room, so tallyboard's presence matches `voice` (default: the
-        guild's voice states now); rooms tallyboard holds that Discord does not are
-        emptied."""
+    async def reconcile(self, guild: discord.Guild, *, gone: bool = False) -> None:
+        """One snapshot per room, so tallyboard's presence matches the guild's voice
+        states now (nobody, when the bot left the guild: `gone`); rooms tallyboard holds
+        that Discord does not are emptied. The voice states are read after the last await
+        and queued at once, so no update handled meanwhile is undone by a stale view."""
         space = str(guild.id)
-        if voice is None:
-            settings = await self.bot.guild_settings(space)
-            voice = {}
-            for channel in [*guild.voice_channels, *guild.stage_channels]:
-                room = room_of(channel, guild, settings)
-                if room is not None:
-                    voice[room] = [str(uid) for uid, state in channel.voice_states.items()
-                                   if not _is_bot(guild, uid)]
+        settings = await self.bot.guild_settings(space)
         known = {r["room"] for r in await self.bot.ask(self.bot.tally.rooms, space=space)}
+        voice: dict[str, list[str]] = {}
+        for channel in [] if gone else [*guild.voice_channels, *guild.stage_channels]:
+            room = room_of(channel, guild, settings)
+            if room is not None:
+                voice[room] = [str(uid) for uid in channel.voice_states
+                               if not _is_bot(guild, uid)]
         ts = self.bot.clock()
         ops = [{"space": space, "type": "snapshot", "room": room, "members": members,
                 "ts": ts} for room, members in sorted(voice.items()) if members or room in known]
