@@ -175,12 +175,14 @@ class BufferedLog(EventLog):
         return None if durable is None or math.isnan(pending) else durable + int(pending)
 
     def configs(self) -> dict[MetricKey, dict[str, Any]]:
-        """PostgreSQL's configs, updated by those still only in the stream. The stream is
-        read first: an entry flushed in between is then found in PostgreSQL."""
+        """PostgreSQL's configs, and those of metrics created by batches still only in the
+        stream (a creation never overrides a stored config). The stream is read first: an
+        entry flushed in between is then found in PostgreSQL."""
         pending = _entries(self._redis.xrange(self.stream))
         found = self.durable.configs()
         for _, payload in pending:
-            found.update(decode(payload)[2])
+            for key, config in decode(payload)[2].items():
+                found.setdefault(key, config)
         return found
 
     def size_bytes(self) -> int:

@@ -189,8 +189,8 @@ class PostgresLog(EventLog):
                                if not isinstance(b, PresenceBatch)])
         self._copy_presence(db, [(seq, b, known[seq]) for seq, b in batches
                                  if isinstance(b, PresenceBatch)])
-        for _, _, configs in group:
-            self._put_configs(db, configs)
+        for _, _, configs in group:  # a batch's configs create metrics: never overwrite
+            self._put_configs(db, configs, replace=False)
         by_index = dict(zip(full, seqs, strict=True))
         return [known[by_index[i]] if i in by_index else frozenset()
                 for i in range(len(group))]
@@ -274,15 +274,18 @@ class PostgresLog(EventLog):
 
     @staticmethod
     def _put_configs(db: psycopg.Connection[Any],
-                     configs: Mapping[MetricKey, Mapping[str, Any]]) -> None:
+                     configs: Mapping[MetricKey, Mapping[str, Any]], *, replace: bool) -> None:
+        """Store configs; a metric's creation (`replace` False) keeps a config another
+        process stored first (its own creation, or a settings change)."""
+        conflict = "DO UPDATE SET config = EXCLUDED.config" if replace else "DO NOTHING"
         for (space, metric), cfg in configs.items():
-            db.execute("INSERT INTO tallyboard_metrics VALUES (%s, %s, %s) ON CONFLICT "
-                       "(space, metric) DO UPDATE SET config = EXCLUDED.config",
+            db.execute(f"INSERT INTO tallyboard_metrics VALUES (%s, %s, %s) ON CONFLICT "
+                       f"(space, metric) {conflict}".encode(),
                        (space, _PRESENCE_ROW if metric == PRESENCE_KEY else metric,
                         Jsonb(dict(cfg))))
 
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
-        self._in_transaction(lambda db: self._put_configs(db, {key: config}))
+        self._in_transaction(lambda db: self._put_configs(db, {key: config}, replace=True))
 
     # ---- reads ------------------------------------------------------------------------------
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:

@@ -159,7 +159,9 @@ class RedisFeed(EventLog):
     def append(self, received_at: float, events: Batch,
                configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
         """Durable first, then published; a batch Redis could not take is durable and
-        is published again before anything else (the request still succeeds)."""
+        is published again before anything else (the request still succeeds). A space
+        whose events PostgreSQL all held (duplicates) is not published: it wrote nothing
+        and created no metric."""
         if len(self._unpublished) >= MAX_UNPUBLISHED:
             self._redeliver()
         started = time.perf_counter()
@@ -172,9 +174,6 @@ class RedisFeed(EventLog):
             own = {k: v for k, v in configs.items() if k[0] == space}
             at = [kept[p] for p in positions]
             held |= {at[p] for p in self._publish(space, received_at, part, own)}
-        for space in {k[0] for k in configs} - set(by_space(fresh)):
-            self._publish(space, received_at, [],
-                          {k: v for k, v in configs.items() if k[0] == space})
         return held
 
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
@@ -201,8 +200,8 @@ class RedisFeed(EventLog):
         if entry:
             if len(self._mine) > 10_000:  # never followed (a writer that never reads)
                 self._mine.clear()
-            self._mine[(space, before or None)] = (entry, (
-                received_at, without(part, set(held)), {k: dict(v) for k, v in configs.items()}))
+            self._mine[(space, before or None)] = (entry, _kept(
+                received_at, part, set(held), {k: dict(v) for k, v in configs.items()}))
         return held
 
     def _fcall(self, keys: list[str], args: list[Any]) -> tuple[str, str, list[int]]:
@@ -376,9 +375,20 @@ def _entry(fields: Mapping[bytes, bytes]) -> Entry:
     """A feed entry as the engine applies it: the batch less the ids Redis held."""
     received_at, batch, configs = decode(fields[b"b"])
     held = fields.get(b"h", b"")
-    if held:
-        batch = without(batch, set(orjson.loads(b"[" + held + b"]")))
-    return received_at, batch, configs
+    return _kept(received_at, batch, set(orjson.loads(b"[" + held + b"]")) if held else set(),
+                 configs)
+
+
+def _kept(received_at: float, batch: Batch, held: set[int],
+          configs: dict[MetricKey, dict[str, Any]]) -> Entry:
+    """An entry less the positions whose id was held. A batch's configs create its
+    metrics: when every event was a duplicate the batch created nothing (the engine
+    creates metrics for fresh events only), so they go too — kept, they would read as
+    a settings change and undo one."""
+    if not held:
+        return received_at, batch, configs
+    kept = without(batch, held)
+    return received_at, kept, configs if len(kept) else {}
 
 
 def _fcall(r: Client, function: str, keys: list[str], args: list[Any]) -> Any:
