@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from support import ServerProcess, stop_process
 from tallyboard.bench.discord_standin import DiscordStandIn, RestCall
 from tallyboard.bench.measure import free_port
 
@@ -94,13 +94,7 @@ class BotProcess:
 
     def stop(self) -> None:
         """SIGTERM, as a service manager stops it; wait for the exit and the disconnect."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         self.standin.wait_until(lambda: not self.standin.connected, timeout=10)
 
@@ -157,40 +151,8 @@ class BotProcess:
         self.post("/v1/presence", ops, space=space)
 
 
-class ServeProcess:
+class ServeProcess(ServerProcess):
     """A plain `tallyboard serve`, for the bot to report to by URL; restartable in place."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with (self.data.parent / "serve.log").open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tallyboard.cli", "serve", "--data", str(self.data),
-                 "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "tallyboard serve exited"
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("tallyboard serve did not become ready")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
     def rooms(self, space: str) -> dict[str, int]:
         answer = httpx.get(self.url + "/v1/presence/rooms", params={"space": space}, timeout=5)
