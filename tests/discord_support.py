@@ -14,7 +14,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import stop_process
-from tallyboard.bench.discord_standin import DiscordStandIn
+from tallyboard.bench.discord_standin import DiscordStandIn, RestCall
 from tallyboard.bench.discord_world import Permission
 from tallyboard.bench.measure import free_port
 
@@ -57,24 +57,29 @@ def make_world(d: DiscordStandIn) -> World:
 
 
 class BotProcess:
-    """`tallyboard discord` on a data directory of its own, its HTTP side on a free port."""
+    """`tallyboard discord` on a data directory of its own, its HTTP side on a free port
+    (`extra` flags such as ``--url http://…`` to report to a server)."""
 
-    def __init__(self, d: DiscordStandIn, data: Path, *extra: str) -> None:
-        self.d = d
+    def __init__(self, standin: DiscordStandIn, data: Path, *extra: str) -> None:
+        self.standin = standin
         self.data = data
         self.extra = extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"bot-{self.port}.log"
+        self.launched = 0.0  # time.monotonic() of the last start
 
     def start(self) -> None:
-        """Start and wait until the bot is connected, has synced its commands and has
-        reconciled its guilds (its HTTP side answers /readyz)."""
-        connections = self.d.identifies + self.d.resumes
-        synced = len(self.d.calls("/applications/.*/commands", method="PUT"))
-        env = {**os.environ, "TALLYBOARD_DISCORD__TOKEN": self.d.token,
-               "TALLYBOARD_DISCORD__API_URL": self.d.api_url}
+        """Start and wait until the bot is connected (a new IDENTIFY or RESUME), has
+        synced its slash commands, and its HTTP side answers (/readyz when the engine is
+        in-process)."""
+        d = self.standin
+        connections = d.identifies + d.resumes
+        synced = len(self._syncs())
+        env = {**os.environ, "TALLYBOARD_DISCORD__TOKEN": d.token,
+               "TALLYBOARD_DISCORD__API_URL": d.api_url}
+        self.launched = time.monotonic()
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tallyboard.cli", "discord", "--data", str(self.data),
@@ -83,27 +88,35 @@ class BotProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the bot exited: {self.log.read_text()}")
-            if (self.d.identifies + self.d.resumes > connections
-                    and len(self.d.calls("/applications/.*/commands", method="PUT")) > synced
-                    and self._ready()):
+                raise RuntimeError(f"the bot exited:\n{self.log.read_text()[-3000:]}")
+            if (d.identifies + d.resumes > connections and d.connected
+                    and len(self._syncs()) > synced and self._answers("/healthz")
+                    and (bool(self.extra) or self._answers("/readyz"))):
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"the bot did not connect: {self.log.read_text()}")
+        raise RuntimeError(f"the bot did not come up:\n{self.log.read_text()[-3000:]}")
 
-    def _ready(self) -> bool:
+    def _syncs(self) -> list[RestCall]:
+        return self.standin.calls(r"^/applications/\d+/commands$", method="PUT")
+
+    def _answers(self, path: str) -> bool:
         try:
-            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+            return httpx.get(self.url + path, timeout=2).status_code == 200
         except httpx.TransportError:
             return False
 
     def stop(self) -> None:
+        """SIGTERM, as a service manager stops it; wait for the exit and the disconnect."""
         stop_process(self.proc)
+        self.proc = None
+        self.standin.wait_until(lambda: not self.standin.connected, timeout=10)
 
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+        self.proc = None
+        self.standin.wait_until(lambda: not self.standin.connected, timeout=10)
 
     def get(self, path: str, **params: Any) -> Any:
         r = httpx.get(self.url + path, params=params, timeout=10)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import re
 import subprocess
 import sys
@@ -30,9 +29,9 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import ServerProcess, stop_process
-from tallyboard.bench.discord_standin import DiscordStandIn, RestCall
-from tallyboard.bench.measure import free_port
+import discord_support
+from support import ServerProcess
+from tallyboard.bench.discord_standin import DiscordStandIn
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,65 +44,8 @@ GUILDS: list[str] = []  # every guild the module's tests made, for the bot-wide 
 
 
 # -- the bot as a user runs it --------------------------------------------------------------
-class BotProcess:
-    """`tallyboard discord` with the engine in-process, its HTTP side on a free port."""
-
-    def __init__(self, standin: DiscordStandIn, data: Path, *extra: str) -> None:
-        self.standin = standin
-        self.data = data
-        self.extra = extra  # e.g. --url http://…: report to a tallyboard server
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data.parent / "bot.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.launched = 0.0  # time.monotonic() of the last start
-
-    def start(self) -> None:
-        """Start and wait until it is connected (a new IDENTIFY), has synced its slash
-        commands, and its HTTP side answers /healthz and /readyz."""
-        d = self.standin
-        identifies = d.identifies
-        synced = len(self._syncs())
-        env = {**os.environ, "TALLYBOARD_DISCORD__TOKEN": d.token,
-               "TALLYBOARD_DISCORD__API_URL": d.api_url}
-        self.launched = time.monotonic()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tallyboard.cli", "discord", "--data", str(self.data),
-                 "--port", str(self.port), *self.extra],
-                stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the bot exited:\n{self.log.read_text()[-3000:]}")
-            if (d.identifies > identifies and d.connected and len(self._syncs()) > synced
-                    and self._answers("/healthz")
-                    and (bool(self.extra) or self._answers("/readyz"))):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"the bot did not come up:\n{self.log.read_text()[-3000:]}")
-
-    def _syncs(self) -> list[RestCall]:
-        return self.standin.calls(r"^/applications/\d+/commands$", method="PUT")
-
-    def _answers(self, path: str) -> bool:
-        try:
-            return httpx.get(self.url + path, timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def stop(self) -> None:
-        """SIGTERM, as a service manager stops it; wait for the exit and the disconnect."""
-        stop_process(self.proc)
-        self.proc = None
-        self.standin.wait_until(lambda: not self.standin.connected, timeout=10)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        self.proc = None
-        self.standin.wait_until(lambda: not self.standin.connected, timeout=10)
+class BotProcess(discord_support.BotProcess):
+    """`tallyboard discord` with the engine in-process, and what a user asks of it."""
 
     # -- its HTTP side ------------------------------------------------------------------
     def get(self, path: str, **params: Any) -> Any:
