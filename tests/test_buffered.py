@@ -77,6 +77,31 @@ def test_accepted_before_the_flush_survives_a_restart(postgres: PgDatabase,
         engine.close()
 
 
+def test_a_settings_change_survives_the_flush_and_a_restart(postgres: PgDatabase,
+                                                             stream: str) -> None:
+    """A change goes through the stream as an entry without events: flushed, it replaces
+    PostgreSQL's config (a metric's creation would keep it); unflushed, it still wins."""
+    postgres.log()
+    postgres.close_logs()
+    tb = Tallyboard(buffered(postgres, stream), clock=lambda: NOW)
+    tb.record("m", "u1", 5, ts=NOW - 10)
+    log = tb.log
+    assert isinstance(log, BufferedLog)
+    log.flush_once()  # m is created in PostgreSQL with the default calendar
+    tb.set_metric("m", {"timezone": "Europe/Berlin"}, rebuild=True)
+    unflushed = Tallyboard(buffered(postgres, stream), clock=lambda: NOW)
+    assert unflushed.metric("m")["timezone"] == "Europe/Berlin"
+    log.flush_once()
+    with psycopg.connect(postgres.url) as db:
+        row = db.execute("SELECT config->>'timezone' FROM tallyboard_metrics "
+                         "WHERE metric = 'm'").fetchone()
+    assert row == ("Europe/Berlin",)
+    flushed = Tallyboard(buffered(postgres, stream), clock=lambda: NOW)
+    assert flushed.metric("m")["timezone"] == "Europe/Berlin"
+    for engine in (tb, unflushed, flushed):
+        engine.close()
+
+
 def test_a_flush_repeated_after_a_crash_lands_once(postgres: PgDatabase, stream: str) -> None:
     """A flusher commits and dies before acknowledging; another claims the entries and
     flushes them again: PostgreSQL holds each batch once, then the stream is empty."""

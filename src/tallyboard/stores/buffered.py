@@ -175,14 +175,19 @@ class BufferedLog(EventLog):
         return None if durable is None or math.isnan(pending) else durable + int(pending)
 
     def configs(self) -> dict[MetricKey, dict[str, Any]]:
-        """PostgreSQL's configs, and those of metrics created by batches still only in the
-        stream (a creation never overrides a stored config). The stream is read first: an
-        entry flushed in between is then found in PostgreSQL."""
+        """PostgreSQL's configs, updated by the stream's settings changes (entries without
+        events) and completed by its creations (a creation never overrides a stored
+        config). The stream is read first: an entry flushed in between is then found in
+        PostgreSQL."""
         pending = _entries(self._redis.xrange(self.stream))
         found = self.durable.configs()
         for _, payload in pending:
-            for key, config in decode(payload)[2].items():
-                found.setdefault(key, config)
+            _, batch, configs = decode(payload)
+            for key, config in configs.items():
+                if len(batch):
+                    found.setdefault(key, config)
+                else:
+                    found[key] = config
         return found
 
     def size_bytes(self) -> int:

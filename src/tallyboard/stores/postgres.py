@@ -189,11 +189,14 @@ class PostgresLog(EventLog):
                                if not isinstance(b, PresenceBatch)])
         self._copy_presence(db, [(seq, b, known[seq]) for seq, b in batches
                                  if isinstance(b, PresenceBatch)])
-        for _, _, configs in group:  # a batch's configs create metrics: never overwrite
-            self._put_configs(db, configs, replace=False)
         by_index = dict(zip(full, seqs, strict=True))
-        return [known[by_index[i]] if i in by_index else frozenset()
-                for i in range(len(group))]
+        held = [known[by_index[i]] if i in by_index else frozenset() for i in range(len(group))]
+        for (_, events, configs), skipped in zip(group, held, strict=True):
+            if not len(events):  # a settings change (the write buffer's put_config)
+                self._put_configs(db, configs, replace=True)
+            elif len(skipped) < len(events):  # creations, unless every event was held
+                self._put_configs(db, configs, replace=False)
+        return held
 
     @staticmethod
     def _new_batches(db: psycopg.Connection[Any], arrivals: list[float],
