@@ -137,3 +137,14 @@ class BotProcess:
 def contents(d: DiscordStandIn, channel: str) -> list[str]:
     """What the bot posted in `channel`, in order."""
     return [str((m.json or {}).get("content")) for m in d.messages(channel)]
+
+
+def answer(d: DiscordStandIn, interaction: str) -> dict[str, Any]:
+    """The message a slash command's user finally sees: the callback's, or after a
+    deferral ("thinking…") the followup's."""
+    first = d.wait_until(lambda: d.interaction_responses(interaction), timeout=5)[0]
+    if first.json["type"] == 4:
+        return dict(first.json["data"])
+    later = d.wait_until(lambda: [c for c in d.interaction_responses(interaction)[1:]
+                                  if c.json], timeout=10)
+    return dict(later[-1].json)

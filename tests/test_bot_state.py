@@ -35,13 +35,16 @@ def test_countdowns_survive_reopening(state_url: str) -> None:
     state = open_state(state_url)
     state.save_countdown(Countdown("c1", "g1", 10, 1000.5))
     state.save_countdown(Countdown("c2", None, 3, 1001.0))
-    state.mark_sent("c1", 4)
+    assert state.mark_sent(Countdown("c1", "g1", 10, 1000.5), 4)
     state.close()
     again = open_state(state_url)
     assert again.countdowns() == [Countdown("c1", "g1", 10, 1000.5, 4),
                                   Countdown("c2", None, 3, 1001.0, 0)]
-    again.end_countdown("c1")
+    again.end_countdown(Countdown("c1", "g1", 10, 1000.5))
+    old = Countdown("c2", None, 3, 1001.0)
     again.save_countdown(Countdown("c2", None, 7, 1002.0))  # a new count in that channel
+    assert not again.mark_sent(old, 2)  # the old count's last steps touch not the new one
+    again.end_countdown(old)
     assert again.countdowns() == [Countdown("c2", None, 7, 1002.0, 0)]
     again.close()
 
@@ -95,6 +98,20 @@ def test_memory_state_and_bad_urls() -> None:
     state.close()
     with pytest.raises(ValueError, match="unsupported bot state URL"):
         open_state("redis://localhost")
+
+
+def test_a_dropped_postgres_connection_is_opened_again(postgres: PgDatabase) -> None:
+    state = open_state(postgres.url)
+    try:
+        pid = state._db.info.backend_pid  # the state's own connection ends (idle timeout)
+        with psycopg.connect(postgres.url, autocommit=True) as db:
+            db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        state.save_countdown(Countdown("c", None, 3, 1.0))  # the first call after it
+        assert [c.channel for c in state.countdowns()] == ["c"]
+    finally:
+        state.close()
+        with psycopg.connect(postgres.url, autocommit=True) as db:
+            db.execute("DROP TABLE IF EXISTS bot_countdowns, bot_errors, bot_guilds")
 
 
 def test_unreachable_postgres_is_store_unavailable() -> None:

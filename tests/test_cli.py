@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from support import ServerProcess
 from tallyboard.cli import main
 
-COMMANDS = ["serve", "ingest", "top", "sum", "rank", "streak", "rebuild", "bench"]
+COMMANDS = ["serve", "ingest", "top", "sum", "rank", "streak", "rebuild", "bench", "discord",
+            "errors"]
 
 
 @pytest.fixture
@@ -95,3 +96,18 @@ def test_serve_refuses_a_public_address_without_keys(runner: CliRunner, tmp_path
     got = runner.invoke(main, ["serve", "--host", "0.0.0.0", "--data", str(tmp_path)])
     assert got.exit_code == 1
     assert "refusing to listen on 0.0.0.0 without API keys" in got.output
+
+
+def test_errors_finds_the_state_the_config_names(runner: CliRunner, tmp_path: Path) -> None:
+    from tallyboard.bots.state import error_record, open_state
+
+    state = open_state(str(tmp_path / "bot-state"))
+    state.add_error(error_record("command", ValueError("bad n"), guild="g1", command="top"))
+    state.close()
+    config = tmp_path / "tallyboard.toml"
+    config.write_text(f'[discord]\nstate = "{tmp_path / "bot-state"}"\n')
+    got = runner.invoke(main, ["errors", "--config", str(config), "--json"])
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.output)["errors"][0]["error"] == "ValueError: bad n"
+    missing = runner.invoke(main, ["errors", "--data", str(tmp_path / "nothing")])
+    assert missing.exit_code != 0 and "no bot state" in missing.output

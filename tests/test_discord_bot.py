@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from discord_support import BotProcess, World, contents, make_world
+from discord_support import BotProcess, World, answer, contents, make_world
 from tallyboard.bench.discord_standin import DiscordStandIn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -155,8 +155,7 @@ def test_settings_are_for_admins_and_limit_tracking(world: World, bot: BotProces
 
     iid = d.run_slash_command(w.text, w.alice, "settings", {
         "timezone": "UTC", "reset": "17:00", "track": w.library, "streak_minutes": 30})
-    reply = d.wait_until(lambda: d.interaction_responses(iid), timeout=5)[0]
-    fields = {f["name"]: f["value"] for f in reply.json["data"]["embeds"][0]["fields"]}
+    fields = {f["name"]: f["value"] for f in answer(d, iid)["embeds"][0]["fields"]}
     assert fields == {"Day starts": "17:00 · UTC", "Tracked": f"<#{w.library}>",
                       "Streak": "30 min a day"}
     assert rooms(bot, w) == {w.library: 1}  # the gym is no longer tracked: carol left it
@@ -165,8 +164,7 @@ def test_settings_are_for_admins_and_limit_tracking(world: World, bot: BotProces
     d.set_voice_state(w.guild, w.carol, w.library)
     d.wait_until(lambda: rooms(bot, w) == {w.library: 2}, timeout=5)
     bad = d.run_slash_command(w.text, w.alice, "settings", {"timezone": "Mars/Olympus"})
-    reply = d.wait_until(lambda: d.interaction_responses(bad), timeout=5)[0]
-    assert "Not changed" in reply.json["data"]["embeds"][0]["description"]
+    assert "Not changed" in answer(d, bad)["embeds"][0]["description"]
     assert bot.metric("tallyboard_discord_commands_total", command="settings",
                       outcome="denied") == 1
 
@@ -248,8 +246,10 @@ def test_countdown_resumes_after_kill9_skipping_what_passed(world: World,
     on_time = [m for m in d.messages(w.timers) if (m.json or {}).get("content", "").isdigit()
                and int(m.json["content"]) > last]
     late = [m.mono - asked - int(m.json["content"]) for m in on_time]
-    assert -0.01 < late[0] < 1.2  # the first may be up to a second late (the rule)
-    assert all(-0.01 < x < 0.15 for x in late[1:]), late  # then on the original schedule
+    # Across a restart only the wall clock links the two processes: allow for it being
+    # slewed meanwhile (this machine's ran 0.5% fast at times).
+    assert -0.06 < late[0] < 1.2  # the first may be up to a second late (the rule)
+    assert all(-0.06 < x < 0.15 for x in late[1:]), late  # then on the original schedule
 
 
 def test_errors_are_kept_and_listed(world: World, bot: BotProcess, tmp_path: Path) -> None:
@@ -372,3 +372,36 @@ def test_updates_handled_during_a_reconcile_are_not_undone() -> None:
             running.stop()
             engine.close()
             state.close()
+
+
+def test_a_count_right_after_a_stop_is_kept(world: World, bot: BotProcess) -> None:
+    """`stop` then at once `count to 3`: the stop's cleanup must not forget the new count."""
+    w, d = world, world.d
+    d.send_message(w.timers, w.alice, "count to 50")
+    d.wait_until(lambda: d.messages(w.timers), timeout=5)
+    d.send_message(w.timers, w.alice, "stop")
+    d.send_message(w.timers, w.bob, "count to 3")
+    kept = d.wait_until(lambda: bot.get("/v1/bot/countdowns")["countdowns"], timeout=5)
+    assert [c["target"] for c in kept] == [3]
+    d.wait_until(lambda: contents(d, w.timers)[-1:] == ["3"], timeout=10)
+    d.wait_until(lambda: bot.get("/v1/bot/countdowns")["countdowns"] == [], timeout=5)
+
+
+def test_a_bot_started_before_its_server_catches_up(world: World, tmp_path: Path) -> None:
+    """docker-compose starts the bot first: its reconcile waits for the server."""
+    from support import ServerProcess
+
+    w, d = world, world.d
+    d.set_voice_state(w.guild, w.alice, w.library)
+    server = ServerProcess(tmp_path / "server")
+    bot = BotProcess(d, tmp_path / "bot", "--url", server.url)
+    try:
+        bot.start()  # the server is not there yet
+        time.sleep(1)
+        server.start()
+        d.wait_until(lambda: httpx.get(server.url + "/v1/presence/rooms", params={
+            "space": w.guild}).json()["rooms"] == [{"room": w.library, "members": 1}],
+            timeout=20)
+    finally:
+        bot.stop()
+        server.stop()

@@ -113,9 +113,22 @@ class BotState:
                 raise StoreUnavailable(f"the bot state could not be written: {exc}") from exc
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._transaction() as db:
-            cursor = db.execute(sql.replace("?", self._mark), tuple(args))
-            return list(cursor.fetchall()) if cursor.description else []
+        """One statement in its own transaction; the rows it returns (or, for a write,
+        one row holding the count of rows it changed). Tried again once on a fresh
+        connection when the server had dropped the old one (an idle timeout, a failover):
+        nothing was committed then."""
+        for attempt in (1, 2):
+            try:
+                with self._transaction() as db:
+                    cursor = db.execute(sql.replace("?", self._mark), tuple(args))
+                    return list(cursor.fetchall()) if cursor.description \
+                        else [(cursor.rowcount,)]
+            except StoreUnavailable:
+                dropped = getattr(self._db, "closed", False) or getattr(self._db, "broken",
+                                                                        False)
+                if attempt == 2 or not dropped:
+                    raise
+        raise AssertionError("unreachable")
 
     # ---- countdowns -------------------------------------------------------------------------
     def save_countdown(self, c: Countdown) -> None:
@@ -125,12 +138,17 @@ class BotState:
                   "started = excluded.started, sent = excluded.sent",
                   (c.channel, c.guild, c.target, c.started, c.sent))
 
-    def mark_sent(self, channel: str, tick: int) -> None:
-        """Tick `tick` of `channel` is being sent: a restart will not send it again."""
-        self._run("UPDATE bot_countdowns SET sent = ? WHERE channel = ?", (tick, channel))
+    def mark_sent(self, c: Countdown, tick: int) -> bool:
+        """Tick `tick` of `c` is being sent: a restart will not send it again. False when
+        `c` is no longer kept (stopped, or replaced by a newer count in its channel)."""
+        changed = self._run("UPDATE bot_countdowns SET sent = ? WHERE channel = ? AND "
+                            "started = ?", (tick, c.channel, c.started))
+        return bool(changed[0][0])
 
-    def end_countdown(self, channel: str) -> None:
-        self._run("DELETE FROM bot_countdowns WHERE channel = ?", (channel,))
+    def end_countdown(self, c: Countdown) -> None:
+        """Forget `c` — not a newer count started in its channel meanwhile."""
+        self._run("DELETE FROM bot_countdowns WHERE channel = ? AND started = ?",
+                  (c.channel, c.started))
 
     def countdowns(self) -> list[Countdown]:
         rows = self._run("SELECT channel, guild, target, started, sent FROM bot_countdowns "

@@ -105,6 +105,9 @@ def _default_state(settings: Settings) -> str:
               help="The bot's data directory (its state is discord.sqlite3 there).")
 @click.option("--state", "state_url", help="Bot state URL instead: sqlite:///… or "
                                            "postgresql://….")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True,
+                                                         path_type=Path),
+              help="The bot's TOML config: its [discord] state (or data/log) says where.")
 @click.option("--url", envvar="TALLYBOARD_URL", help="Ask a running bot's HTTP side instead "
                                                      "(env TALLYBOARD_URL).")
 @click.option("--key", envvar="TALLYBOARD_KEY", help="API key with the admin scope for --url.")
@@ -112,15 +115,20 @@ def _default_state(settings: Settings) -> str:
 @click.option("--kind", type=click.Choice(["command", "general"]), help="Only this kind.")
 @click.option("--guild", help="Only this guild (space).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def errors(data: Path, state_url: str | None, url: str | None, key: str | None, limit: int,
-           kind: str | None, guild: str | None, as_json: bool) -> None:
+def errors(data: Path, state_url: str | None, config_file: Path | None, url: str | None,
+           key: str | None, limit: int, kind: str | None, guild: str | None,
+           as_json: bool) -> None:
     """List the errors a bot kept, newest first: command errors and general ones.
 
     \b
         tallyboard errors                      # the embedded bot's, in ./tallyboard-data
         tallyboard errors --kind command -n 5
+        tallyboard errors --config tallyboard.toml       # where [discord] state points
         tallyboard errors --url http://127.0.0.1:8080 --key $ADMIN_KEY
     """
+    if state_url is None and config_file is not None:
+        settings = settings_or_exit(config_file)
+        state_url = settings.discord.state or _default_state(settings)
     found = _errors_from(url, key, state_url or str(data), limit, kind, guild)
     if as_json:
         out.print_json(json.dumps({"errors": found}))

@@ -55,6 +55,7 @@ class Admin(commands.Cog):
         calendar = {k: v for k, v in (("timezone", flags.timezone),
                                       ("day_start", flags.reset)) if v is not None}
         if calendar:
+            await ctx.defer()  # the history is recomputed: may take longer than Discord's 3 s
             try:
                 await self.bot.ask(self.bot.tally.set_metric, self.bot.metric, calendar,
                                    space=space, rebuild=True)
@@ -74,12 +75,14 @@ class Admin(commands.Cog):
 
 
 def _tracking(current: GuildSettings, flags: SettingsFlags) -> GuildSettings:
-    """`current` with the flags' tracking changes: `track` adds to the tracked list (and
-    lifts an untrack), `untrack` takes out of it and excludes, `track_all` clears both."""
+    """`current` with the flags' tracking changes: `track` lifts an exclusion, and adds to
+    the tracked list unless lifting it was all it took (everything else counts);
+    `untrack` takes out of the list and excludes; `track_all` clears both."""
     tracked, untracked = ((), ()) if flags.track_all else (current.tracked, current.untracked)
     if flags.track is not None:
         one = str(flags.track.id)
-        tracked = (*dict.fromkeys((*tracked, one)),)
+        if one not in untracked or tracked:  # lifting an exclusion is enough on its own
+            tracked = (*dict.fromkeys((*tracked, one)),)
         untracked = tuple(u for u in untracked if u != one)
     if flags.untrack is not None:
         one = str(flags.untrack.id)

@@ -1,10 +1,11 @@
 """The Discord bot: a discord.py client whose features are cogs, one per file.
 
-It owns three things and is handed each of them: the tallyboard it reports to (the
-embedded engine, or a server by URL — same methods), the bot state (countdowns, errors,
-guild settings) and its metrics. Every blocking call (a durable write, an HTTP request to
-the server) runs in a worker thread so the gateway heartbeat and countdown ticks never
-wait on it.
+It is handed three things: the tallyboard it reports to (the embedded engine, or a server
+by URL — same methods), the bot state (countdowns, errors, guild settings) and its
+metrics. Every blocking call runs in a worker thread so the gateway heartbeat and the
+countdown ticks never wait on it: tallyboard calls on the default pool (`ask`), state
+calls on a thread of their own (`keep`), in order, so a slow or hung server cannot hold
+up a countdown's durable marks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import discord
@@ -76,6 +78,7 @@ class StatsBot(commands.Bot):
         self.metric = metric
         self.clock = clock
         self.sync_commands = sync_commands
+        self._state_thread = ThreadPoolExecutor(1, thread_name_prefix="tallyboard-state")
         self._connections = 0
         self._settings: dict[str, GuildSettings] = {}
 
@@ -92,19 +95,28 @@ class StatsBot(commands.Bot):
             log.info("slash commands synced: %s", ", ".join(c.name for c in synced))
 
     async def ask(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`call(*args, **kwargs)` in a worker thread (engine, server or state calls)."""
+        """`call(*args, **kwargs)` in a worker thread (tallyboard calls, drawing)."""
         return await asyncio.to_thread(functools.partial(call, *args, **kwargs))
+
+    async def keep(self, call: Callable[..., T], *args: Any) -> T:
+        """A bot-state call, on the state's own thread: in the order they are made."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._state_thread, functools.partial(call, *args))
+
+    async def close(self) -> None:
+        await super().close()
+        self._state_thread.shutdown(wait=True)
 
     async def guild_settings(self, guild: str) -> GuildSettings:
         """A guild's settings, read from the state once and kept (admin changes write
         through `save_guild_settings`)."""
         found = self._settings.get(guild)
         if found is None:
-            found = self._settings[guild] = await self.ask(self.state.guild_settings, guild)
+            found = self._settings[guild] = await self.keep(self.state.guild_settings, guild)
         return found
 
     async def save_guild_settings(self, settings: GuildSettings) -> None:
-        await self.ask(self.state.save_guild_settings, settings)
+        await self.keep(self.state.save_guild_settings, settings)
         self._settings[settings.guild] = settings
 
     async def metric_config(self, space: str) -> MetricConfig:
@@ -123,7 +135,7 @@ class StatsBot(commands.Bot):
                   exc_info=exc)
         self.metrics.errors.labels(kind).inc()
         try:
-            return await self.ask(self.state.add_error, error_record(
+            return await self.keep(self.state.add_error, error_record(
                 kind, exc, guild=guild, channel=channel, command=command, at=self.clock()))
         except StoreUnavailable:
             return 0

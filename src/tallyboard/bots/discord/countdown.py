@@ -5,7 +5,8 @@ Tick k is due at ``started + k`` (absolute), so the interval never drifts; when 
 rate-limits a send, discord.py waits and the next tick follows it, in order. Countdowns
 are durable: each tick is marked in the bot state before it is sent, so after a kill -9
 nothing is sent twice and the count resumes where the clock says (ticks whose time
-passed while the bot was away are skipped, and the channel is told which).
+passed more than a second ago while the bot was away are skipped, and the channel is
+told which).
 """
 
 from __future__ import annotations
@@ -44,22 +45,10 @@ class Countdowns(commands.Cog):
         self.running: dict[str, _Running] = {}
 
     async def cog_load(self) -> None:
-        """Resume the countdowns a restart interrupted (sending needs no gateway)."""
-        now = self.bot.clock()
-        for c in await self.bot.ask(self.bot.state.countdowns):
-            plan = resume(c, now)
-            channel = self.bot.get_partial_messageable(int(c.channel))
-            if plan.next_tick is None:
-                await self.bot.ask(self.bot.state.end_countdown, c.channel)
-                await _say(channel, f"The count to {c.target:,} ended while I was away.")
-                continue
-            if plan.skipped:
-                first, last = plan.skipped[0], plan.skipped[-1]
-                gap = str(first) if first == last else f"{first}–{last}"
-                await _say(channel, f"Back after a restart: skipped {gap}, counting on.")
-            self._start(c, plan.next_tick, new=False)
-            log.info("countdown in channel %s resumed at %d/%d", c.channel, plan.next_tick,
-                     c.target)
+        """Resume the countdowns a restart interrupted; they tick on their own (sending
+        needs no gateway), so the bot connects meanwhile."""
+        for c in await self.bot.keep(self.bot.state.countdowns):
+            self._start(c, new=False)
 
     async def cog_unload(self) -> None:
         """Shutdown: stop ticking but keep every countdown for the next start."""
@@ -94,7 +83,7 @@ class Countdowns(commands.Cog):
             return
         c = Countdown(channel, str(message.guild.id) if message.guild else None, target,
                       self.bot.clock())
-        self._start(c, 1, new=True)  # before any await: a second `count to` sees it
+        self._start(c, new=True)  # before any await: a second `count to` sees it
         self.bot.metrics.command("count", "ok")
         self.bot.metrics.requested.observe(target)
 
@@ -108,48 +97,81 @@ class Countdowns(commands.Cog):
         run.halt.set()
         if run.task is not None:
             await run.task  # its state write or send in flight finishes first
-        await self.bot.ask(self.bot.state.end_countdown, channel)
+        await self.bot.keep(self.bot.state.end_countdown, run.countdown)
         self.bot.metrics.command("stop", "ok")
         self.bot.metrics.cancelled.inc()
         await message.reply(f"Stopped at {run.tick:,}.", mention_author=False)
 
-    def _start(self, c: Countdown, first: int, *, new: bool) -> None:
-        run = self.running[c.channel] = _Running(c, first - 1)
-        run.task = asyncio.create_task(self._run(run, first, new),
-                                       name=f"countdown-{c.channel}")
+    def _start(self, c: Countdown, *, new: bool) -> None:
+        run = self.running[c.channel] = _Running(c, c.sent)
+        run.task = asyncio.create_task(self._run(run, new), name=f"countdown-{c.channel}")
 
-    async def _run(self, run: _Running, first: int, new: bool) -> None:
+    async def _run(self, run: _Running, new: bool) -> None:
         """Keep a `new` countdown, then tick until the target or a halt (a stop ends it in
-        the state, a shutdown keeps it). A failure is kept and ends the count."""
-        c = run.countdown
-        try:
-            if new:
-                await self.bot.ask(self.bot.state.save_countdown, c)
-            if not await self._tick(run, first):
-                return
-        except Exception as exc:  # kept in the bot state (tallyboard errors); the count ends
-            await self.bot.report("general", exc, guild=c.guild, channel=c.channel,
-                                  command="count")
-        if self.running.get(c.channel) is run:
-            del self.running[c.channel]
-        await self.bot.ask(self.bot.state.end_countdown, c.channel)
-
-    async def _tick(self, run: _Running, first: int) -> bool:
-        """Send ticks on the absolute schedule; False when halted before the end."""
+        the state, a shutdown keeps it). A failure is kept, told, and ends the count."""
         c = run.countdown
         channel = self.bot.get_partial_messageable(int(c.channel))
-        for tick in range(first, c.target + 1):
-            delay = c.started + tick - self.bot.clock()
-            if delay > 0:
+        try:
+            if new:
+                await self.bot.keep(self.bot.state.save_countdown, c)
+            if not await self._tick(run, channel, resumed=not new):
+                return
+        except Exception as exc:  # kept in the bot state (tallyboard errors); the count ends
+            number = await self.bot.report("general", exc, guild=c.guild, channel=c.channel,
+                                           command="count")
+            await _say(channel, f"The count to {c.target:,} stopped: something went wrong "
+                                f"(error #{number}).")
+        if self.running.get(c.channel) is run:
+            del self.running[c.channel]
+        await self.bot.keep(self.bot.state.end_countdown, c)
+
+    async def _tick(self, run: _Running, channel: discord.PartialMessageable, *,
+                    resumed: bool) -> bool:
+        """Send ticks on the absolute schedule; False when halted before the end. A
+        resumed count skips the ticks due more than a second ago (the restart rule) until
+        its first send, and says which it skipped.
+
+        The schedule is anchored to the wall clock once (`started` is wall-clock time, so
+        it survives a restart), then kept on the monotonic clock: a wall clock slewed or
+        stepped by NTP meanwhile does not stretch or shrink the seconds."""
+        c = run.countdown
+        loop = asyncio.get_running_loop()
+        anchor = loop.time() - (self.bot.clock() - c.started)  # `started`, monotonic
+
+        def late(tick: int) -> float:
+            return loop.time() - (anchor + tick)
+
+        skipped = list(resume(c, self.bot.clock()).skipped) if resumed else []
+        tick = c.sent + 1 + len(skipped)
+        while tick <= c.target:
+            if late(tick) < 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(run.halt.wait(), delay)
+                    await asyncio.wait_for(run.halt.wait(), -late(tick))
             if run.halt.is_set():
                 return False
-            await self.bot.ask(self.bot.state.mark_sent, c.channel, tick)  # never twice
-            self.bot.metrics.lateness.observe(max(0.0, self.bot.clock() - c.started - tick))
+            if resumed and late(tick) > 1:
+                skipped.append(tick)  # the note before it took long (a rate limit)
+                tick += 1
+                continue
+            if skipped:
+                await _say(channel, f"Back after a restart: skipped {_span(skipped)}, "
+                                    "counting on.")
+                skipped.clear()
+                continue  # the note took time: look at this tick again
+            resumed = False
+            if not await self.bot.keep(self.bot.state.mark_sent, c, tick):  # never twice
+                return True  # a newer count took the channel in the state
+            self.bot.metrics.lateness.observe(max(0.0, late(tick)))
             run.tick = tick
             await channel.send(str(tick))
+            tick += 1
+        if skipped:
+            await _say(channel, f"The count to {c.target:,} ended while I was away.")
         return True
+
+
+def _span(ticks: list[int]) -> str:
+    return str(ticks[0]) if len(ticks) == 1 else f"{ticks[0]}–{ticks[-1]}"
 
 
 async def _say(channel: discord.PartialMessageable, text: str) -> None:

@@ -1,6 +1,7 @@
 """Running the bot and its HTTP side in one process, one event loop, with one owner of
-every lifetime: SIGINT/SIGTERM stop both, the bot closes (countdowns stay in the state
-for the next start; queued presence is written first), then the web server."""
+every lifetime: SIGINT/SIGTERM stop both — the bot closes first (countdowns stay in the
+state for the next start; queued presence is written, for up to 10 s), then the web
+server, so /metrics and /readyz answer until the bot is gone."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ async def serve(bot: StatsBot, token: str, app: FastAPI, host: str, port: int) -
                        asyncio.create_task(server.serve(), name="http"),
                        asyncio.create_task(stop.wait(), name="signal")]
             await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            server.should_exit = True
             await bot.close()
+            server.should_exit = True
             running[2].cancel()
             outcomes = await asyncio.gather(*running, return_exceptions=True)
             for outcome in outcomes[:2]:

@@ -7,7 +7,10 @@ with them: restarts and gateway drops lose nothing and count nothing twice (whoe
 while the bot was away is counted until the bot is back: Discord does not say when).
 
 Presence writes go through one queue in gateway order (a leave must follow its join);
-whatever queued up while a write was in flight goes in the next one.
+whatever queued up while a write was in flight goes in the next one. While tallyboard is
+unavailable or rate-limits the bot, writes wait and are tried again, in order; a write it
+refuses outright is kept as an error and the guild is reconciled, so the bot and
+tallyboard agree again.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from ...errors import StoreUnavailable
+from ...errors import TallyboardError
 from ..state import GuildSettings
 from .bot import StatsBot
 
 log = logging.getLogger("tallyboard.discord.voice")
 Op = dict[str, Any]
-VoiceChannel = discord.VoiceChannel | discord.StageChannel
+MAX_PAUSE = 30.0  # seconds between tries while tallyboard is unavailable
 
 
 def room_of(channel: Any, guild: discord.Guild, settings: GuildSettings) -> str | None:
@@ -51,6 +54,9 @@ class VoiceTracker(commands.Cog):
         self.where: dict[str, dict[str, str]] = {}  # guild -> member -> room counted
         self._queue: asyncio.Queue[tuple[list[Op], asyncio.Future[float]]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._last_ts: dict[str, float] = {}  # per guild: presence never goes back in time
+        self._resyncs: dict[str, asyncio.Task[None]] = {}  # reconciles after a refusal
+        self._closed = False
         bot.metrics.track(lambda: sum(len(w) for w in self.where.values()),
                           lambda: _running(bot))
 
@@ -58,14 +64,19 @@ class VoiceTracker(commands.Cog):
         self._writer = asyncio.create_task(self._write_forever(), name="presence-writer")
 
     async def cog_unload(self) -> None:
-        """Shutdown: write what is queued (sessions stay open through a restart; the
-        reconcile on return closes those that ended meanwhile), then stop the writer."""
+        """Shutdown: write what is queued, for up to 10 s (sessions stay open through a
+        restart; the reconcile on return settles what is not written), then stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), 10)
+        self._closed = True
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        while not self._queue.empty():  # nobody waits forever on a write never made
+            _, done = self._queue.get_nowait()
+            if not done.done():
+                done.set_result(0.0)
 
     # ---- gateway events ---------------------------------------------------------------------
     @commands.Cog.listener()
@@ -91,13 +102,19 @@ class VoiceTracker(commands.Cog):
             del where[who]
         else:
             where[who] = new
-        ts = self.bot.clock()
+        ts = self._now(space)
         ops = [{"space": space, "type": kind, "room": room, "member": who, "ts": ts}
                for kind, room in (("leave", old), ("join", new)) if room is not None]
         stored = await self._write(ops)
         took = time.perf_counter() - started
         self.bot.metrics.voice_durable.observe(took)
         self.bot.metrics.voice_update.observe(took - stored)
+
+    def _now(self, space: str) -> float:
+        """The clock, never behind the guild's last op (a clock stepped back would make
+        tallyboard refuse the op as late)."""
+        ts = self._last_ts[space] = max(self.bot.clock(), self._last_ts.get(space, 0.0))
+        return ts
 
     @commands.Cog.listener()
     async def on_guild_available(self, guild: discord.Guild) -> None:
@@ -116,8 +133,20 @@ class VoiceTracker(commands.Cog):
     async def reconcile(self, guild: discord.Guild, *, gone: bool = False) -> None:
         """One snapshot per room, so tallyboard's presence matches the guild's voice
         states now (nobody, when the bot left the guild: `gone`); rooms tallyboard holds
-        that Discord does not are emptied. The voice states are read after the last await
-        and queued at once, so no update handled meanwhile is undone by a stale view."""
+        that Discord does not are emptied. Tried again while tallyboard (or the bot
+        state) is unavailable."""
+        for attempt in itertools.count():
+            try:
+                await self._reconcile(guild, gone)
+                return
+            except TallyboardError as exc:
+                if not exc.transient:
+                    raise
+                await self._pause(exc, attempt, f"reconcile of guild {guild.id}")
+
+    async def _reconcile(self, guild: discord.Guild, gone: bool) -> None:
+        """The voice states are read after the last await and queued at once, so no
+        update handled meanwhile is undone by a stale view."""
         space = str(guild.id)
         settings = await self.bot.guild_settings(space)
         known = {r["room"] for r in await self.bot.ask(self.bot.tally.rooms, space=space)}
@@ -127,7 +156,7 @@ class VoiceTracker(commands.Cog):
             if room is not None:
                 voice[room] = [str(uid) for uid in channel.voice_states
                                if not _is_bot(guild, uid)]
-        ts = self.bot.clock()
+        ts = self._now(space)
         ops = [{"space": space, "type": "snapshot", "room": room, "members": members,
                 "ts": ts} for room, members in sorted(voice.items()) if members or room in known]
         ops += [{"space": space, "type": "snapshot", "room": room, "members": [], "ts": ts}
@@ -138,10 +167,21 @@ class VoiceTracker(commands.Cog):
         log.info("guild %s reconciled: %d members in %d voice channels", space,
                  sum(len(m) for m in voice.values()), sum(1 for m in voice.values() if m))
 
+    @staticmethod
+    async def _pause(exc: TallyboardError, attempt: int, what: str) -> None:
+        """Wait before trying again: at least what the server asked (Retry-After), backing
+        off to at most MAX_PAUSE."""
+        pause = min(MAX_PAUSE, max(float(getattr(exc, "retry_after", 1)),
+                                   0.25 * 2 ** attempt))
+        log.warning("%s: tallyboard unavailable, trying again in %.1fs: %s", what, pause, exc)
+        await asyncio.sleep(pause)
+
     # ---- the writer -------------------------------------------------------------------------
     async def _write(self, ops: list[Op]) -> float:
         """Queue `ops` and wait until they are durable; the seconds the durable write
         itself took (tallyboard's share of the wait, not the bot's)."""
+        if self._closed:
+            return 0.0  # shutting down: the reconcile on the next start covers it
         done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((ops, done))
         return await done
@@ -158,28 +198,46 @@ class VoiceTracker(commands.Cog):
                 self._queue.task_done()
 
     async def _write_jobs(self, jobs: list[list[Op]]) -> float:
-        """Write every job in one call; while tallyboard is unavailable, wait and try
-        again (later updates queue up behind, in order); if it refuses the call, write
-        the jobs one by one so one bad job does not sink the others."""
-        for attempt in itertools.count():
-            try:
-                return await self.bot.ask(_timed, self.bot.tally.presence,
-                                          [op for ops in jobs for op in ops])
-            except StoreUnavailable as exc:
-                pause = min(30.0, float(exc.retry_after), 0.25 * 2 ** attempt)
-                log.warning("tallyboard unavailable, presence kept; retry in %.1fs: %s",
-                            pause, exc)
-                await asyncio.sleep(pause)
-            except Exception:  # refused: find the culprit below
-                break
+        """Write every job in one call; if tallyboard refuses it, write them one by one,
+        so one bad job does not sink the others. Seconds spent in the writes."""
+        try:
+            return await self._write_until_done([op for ops in jobs for op in ops])
+        except Exception as exc:  # refused: find the culprit below
+            if len(jobs) == 1:
+                await self._refused(jobs[0], exc)
+                return 0.0
         stored = 0.0
         for ops in jobs:
             try:
-                stored += await self.bot.ask(_timed, self.bot.tally.presence, ops)
+                stored += await self._write_until_done(ops)
             except Exception as exc:  # kept in the bot state; the writer goes on
-                await self.bot.report("general", exc, guild=ops[0]["space"],
-                                      command="voice")
+                await self._refused(ops, exc)
         return stored
+
+    async def _write_until_done(self, ops: list[Op]) -> float:
+        """One presence call, tried again while tallyboard is unavailable or rate-limits
+        (later updates queue up behind, in order)."""
+        for attempt in itertools.count():
+            try:
+                return await self.bot.ask(_timed, self.bot.tally.presence, ops)
+            except TallyboardError as exc:
+                if not exc.transient:
+                    raise
+                await self._pause(exc, attempt, "presence write")
+        raise AssertionError("unreachable")
+
+    async def _refused(self, ops: list[Op], exc: Exception) -> None:
+        """Tallyboard refused `ops` for good: keep the error, and reconcile the guild so
+        tallyboard and the bot agree again (unless `ops` were a reconcile's own)."""
+        space = ops[0]["space"]
+        await self.bot.report("general", exc, guild=space, command="voice")
+        guild = self.bot.get_guild(int(space))
+        if guild is None or any(op["type"] == "snapshot" for op in ops) \
+                or space in self._resyncs:
+            return
+        task = asyncio.create_task(self.reconcile(guild), name=f"reconcile-{space}")
+        self._resyncs[space] = task
+        task.add_done_callback(lambda _: self._resyncs.pop(space, None))
 
 
 def _timed(write: Callable[[list[Op]], object], ops: list[Op]) -> float:
