@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 import httpx
+import yarl
 from rich.table import Table
 
 from ..errors import TallyboardError
@@ -81,7 +82,9 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
         registry = app.state.telemetry.registry
     bot = StatsBot(tally, state, BotMetrics(registry), metric=d.metric,
                    sync_commands=d.sync_commands)
-    console.print(f"[green]tallyboard discord[/] reporting to {d.url or settings.log_url}; "
+    where = yarl.URL(d.url or settings.log_url)
+    where = where.with_password(None) if where.is_absolute() else where  # no secret in logs
+    console.print(f"[green]tallyboard discord[/] reporting to {where}; "
                   f"HTTP on http://{settings.host}:{settings.port}")
     try:
         asyncio.run(serve(bot, d.token.get_secret_value(), app, settings.host,
