@@ -16,7 +16,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from datetime import UTC, datetime
 from typing import Any, LiteralString, TypeVar
 
-import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -26,6 +25,7 @@ from ..errors import StoreUnavailable
 from ..presence.ledger import PresenceOp
 from ..presence.ops import PresenceBatch
 from .base import PRESENCE_KEY, Appended, Batch, EventLog, MetricKey
+from .copy_text import event_copy_text, partition_days
 from .group_commit import GroupCommit
 
 R = TypeVar("R")
@@ -97,25 +97,6 @@ def _month(ts: int) -> tuple[str, int, int]:
     end = datetime(d.year + d.month // 12, d.month % 12 + 1, 1, tzinfo=UTC)
     return f"tallyboard_events_y{d.year:04d}m{d.month:02d}", int(start.timestamp()), \
         int(end.timestamp())
-
-
-def _event_rows(events: Batch) -> Iterator[tuple[str, str, str, int, int, str | None,
-                                                 str | None]]:
-    """``(space, metric, member, ts, value, tags JSON, id)`` of each event, in order."""
-    if isinstance(events, Columns):
-        keys = list(events.tags)
-        ids: Iterable[str | None] = events.ids or itertools.repeat(None)
-        for i, (member, sec, value, eid) in enumerate(zip(
-                events.members, events.secs.tolist(), events.values.tolist(), ids,
-                strict=False)):
-            tags = {k: events.tags[k][i] for k in keys if events.tags[k][i] is not None}
-            yield (events.space, events.metric, member, sec, value,
-                   orjson.dumps(tags).decode() if tags else None, eid)
-        return
-    for e in events:
-        assert isinstance(e, Event)
-        yield (e.space, e.metric, e.member, e.ts, e.value,
-               orjson.dumps(dict(e.tags)).decode() if e.tags else None, e.id)
 
 
 def _space_and_id(events: Batch) -> list[tuple[int, str, str]]:
@@ -238,17 +219,20 @@ class PostgresLog(EventLog):
 
     def _copy_events(self, db: psycopg.Connection[Any],
                      batches: list[tuple[int, Batch, frozenset[int]]]) -> None:
-        rows = [(seq, pos, *row) for seq, batch, known in batches
-                for pos, row in enumerate(_event_rows(batch)) if pos not in known]
-        if not rows:
+        texts = []
+        for seq, batch, known in batches:
+            assert not isinstance(batch, PresenceBatch)
+            if len(known) < len(batch):
+                self._ensure_partitions(db, partition_days(batch))
+                texts.append(event_copy_text(seq, batch, known))
+        if not texts:
             return
-        self._ensure_partitions(db, {r[5] for r in rows})
         with db.cursor().copy(f"COPY tallyboard_events {EVENT_COLUMNS} FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row(r)
+            for text in texts:
+                copy.write(text)
 
-    def _ensure_partitions(self, db: psycopg.Connection[Any], secs: Iterable[int]) -> None:
-        months = {_month(s) for s in {s - s % 86400 for s in secs}}
+    def _ensure_partitions(self, db: psycopg.Connection[Any], days: Iterable[int]) -> None:
+        months = {_month(day) for day in days}
         missing = [m for m in months if m[0] not in self._partitions]
         if not missing:
             return
