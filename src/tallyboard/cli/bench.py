@@ -48,8 +48,9 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
         tallyboard bench --workload all --markdown docs/benchmarks.md
         tallyboard bench --workload study --scale 0.05 --no-http
         tallyboard bench --workload discord
-        tallyboard bench --workload hot --pg postgresql://postgres@127.0.0.1/postgres \
+        tallyboard bench --workload hot --pg postgresql://postgres@127.0.0.1/postgres \\
             --redis redis://127.0.0.1:6379/0
+
     "all" includes hot when --pg and --redis are given.
     """
     from ..bench.runner import format_markdown, run_bench

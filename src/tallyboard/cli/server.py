@@ -52,7 +52,7 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
         tallyboard serve --log postgresql://postgres@127.0.0.1/tallyboard \\
             --durability buffered --buffer redis://127.0.0.1:6379/0
     Several servers behind a load balancer, sharing one hot store:
-        tallyboard serve --port 8081 --store redis://127.0.0.1:6379/0 \
+        tallyboard serve --port 8081 --store redis://127.0.0.1:6379/0 \\
             --log postgresql://postgres@127.0.0.1/tallyboard
     Open http://127.0.0.1:8080/ for the dashboard and /docs for the API.
     """
@@ -153,7 +153,7 @@ def rebuild(data: Path, log_url: str | None, metric: str | None, space: str,
     \b
         tallyboard rebuild --data ./tallyboard-data
         tallyboard rebuild --log postgresql://postgres@127.0.0.1/tallyboard
-        tallyboard rebuild --log postgresql://postgres@127.0.0.1/tallyboard \
+        tallyboard rebuild --log postgresql://postgres@127.0.0.1/tallyboard \\
             --store redis://127.0.0.1:6379/0
     """
     started = time.perf_counter()
