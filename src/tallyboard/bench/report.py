@@ -91,9 +91,12 @@ def _target_rows(results: dict[str, Any]) -> tuple[list[str], list[str]]:
 HOT_INGEST = (("ingest_rows", "dict rows, 1 thread"),
               ("ingest_rows_4_threads", "dict rows, 4 threads"),
               ("ingest_columns", "columns"))
-HOT_FIX = ("Dict rows are bound by Python validation and the PostgreSQL commit on 2 cores, "
-           "not by Redis (one FCALL per 1,000 events); concurrent requests overlap the "
-           "commits, and more server processes on the same store scale it with cores.")
+HOT_FIX = ("Dict rows are bound by Python and the PostgreSQL commit, not by Redis (one FCALL "
+           "per 1,000 events): ~5 µs per event to validate and apply, and ~4.8 ms per "
+           "1,000-event request in PostgreSQL (index upkeep ~2.2 µs per row, then the "
+           "commit). The seed design is handed pre-parsed tuples, like the columns path "
+           "(met). Concurrent requests overlap the commits, and more server processes on "
+           "the same store scale with cores.")
 
 
 def _hot_lines(h: dict[str, Any]) -> list[str]:
