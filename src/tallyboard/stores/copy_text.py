@@ -79,10 +79,8 @@ def _escaped(value: str) -> str:
     return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
 
 
-def _text(column: Sequence[str | None]) -> Sequence[str]:
+def _text(column: Sequence[str | None]) -> list[str]:
     """A text column as COPY reads it: special characters escaped, None as ``\\N``."""
-    nulls = None in column
-    strings = [c for c in column if c is not None] if nulls else column
-    if _SPECIAL.search("".join(strings)):  # type: ignore[arg-type]
-        column = [None if c is None else c.translate(_ESCAPES) for c in column]
-    return [NULL if c is None else c for c in column] if nulls else column  # type: ignore
+    if _SPECIAL.search("".join(c for c in column if c is not None)):
+        return [NULL if c is None else c.translate(_ESCAPES) for c in column]
+    return [NULL if c is None else c for c in column]
