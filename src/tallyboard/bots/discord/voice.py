@@ -20,8 +20,8 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import discord
 from discord.ext import commands
@@ -32,6 +32,7 @@ from .bot import StatsBot
 
 log = logging.getLogger("tallyboard.discord.voice")
 Op = dict[str, Any]
+R = TypeVar("R")
 MAX_PAUSE = 30.0  # seconds between tries while tallyboard is unavailable
 
 
@@ -135,14 +136,7 @@ class VoiceTracker(commands.Cog):
         states now (nobody, when the bot left the guild: `gone`); rooms tallyboard holds
         that Discord does not are emptied. Tried again while tallyboard (or the bot
         state) is unavailable."""
-        for attempt in itertools.count():
-            try:
-                await self._reconcile(guild, gone)
-                return
-            except TallyboardError as exc:
-                if not exc.transient:
-                    raise
-                await self._pause(exc, attempt, f"reconcile of guild {guild.id}")
+        await _until_done(f"reconcile of guild {guild.id}", lambda: self._reconcile(guild, gone))
 
     async def _reconcile(self, guild: discord.Guild, gone: bool) -> None:
         """The voice states are read after the last await and queued at once, so no
@@ -166,15 +160,6 @@ class VoiceTracker(commands.Cog):
             await self._write(ops)
         log.info("guild %s reconciled: %d members in %d voice channels", space,
                  sum(len(m) for m in voice.values()), sum(1 for m in voice.values() if m))
-
-    @staticmethod
-    async def _pause(exc: TallyboardError, attempt: int, what: str) -> None:
-        """Wait before trying again: at least what the server asked (Retry-After), backing
-        off to at most MAX_PAUSE."""
-        pause = min(MAX_PAUSE, max(float(getattr(exc, "retry_after", 1)),
-                                   0.25 * 2 ** attempt))
-        log.warning("%s: tallyboard unavailable, trying again in %.1fs: %s", what, pause, exc)
-        await asyncio.sleep(pause)
 
     # ---- the writer -------------------------------------------------------------------------
     async def _write(self, ops: list[Op]) -> float:
@@ -217,14 +202,8 @@ class VoiceTracker(commands.Cog):
     async def _write_until_done(self, ops: list[Op]) -> float:
         """One presence call, tried again while tallyboard is unavailable or rate-limits
         (later updates queue up behind, in order)."""
-        for attempt in itertools.count():
-            try:
-                return await self.bot.ask(_timed, self.bot.tally.presence, ops)
-            except TallyboardError as exc:
-                if not exc.transient:
-                    raise
-                await self._pause(exc, attempt, "presence write")
-        raise AssertionError("unreachable")
+        return await _until_done(
+            "presence write", lambda: self.bot.ask(_timed, self.bot.tally.presence, ops))
 
     async def _refused(self, ops: list[Op], exc: Exception) -> None:
         """Tallyboard refused `ops` for good: keep the error, and reconcile the guild so
@@ -238,6 +217,24 @@ class VoiceTracker(commands.Cog):
         task = asyncio.create_task(self.reconcile(guild), name=f"reconcile-{space}")
         self._resyncs[space] = task
         task.add_done_callback(lambda _: self._resyncs.pop(space, None))
+
+
+async def _until_done(what: str, attempt: Callable[[], Awaitable[R]]) -> R:
+    """`attempt()`, tried again while tallyboard is unavailable or rate-limits the bot:
+    each pause is at least what the server asked (Retry-After), backing off to at most
+    MAX_PAUSE."""
+    for tries in itertools.count():
+        try:
+            return await attempt()
+        except TallyboardError as exc:
+            if not exc.transient:
+                raise
+            pause = min(MAX_PAUSE, max(float(getattr(exc, "retry_after", 1)),
+                                       0.25 * 2 ** tries))
+            log.warning("%s: tallyboard unavailable, trying again in %.1fs: %s", what, pause,
+                        exc)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def _timed(write: Callable[[list[Op]], object], ops: list[Op]) -> float:
