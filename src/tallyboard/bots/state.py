@@ -102,7 +102,7 @@ class BotState:
         """One committed transaction; a database error is StoreUnavailable (retryable), and
         a connection the server dropped is opened again on the next call."""
         with self._lock:
-            if getattr(self._db, "closed", False) or getattr(self._db, "broken", False):
+            if self._dropped():
                 self._db = self._connect()
             try:
                 yield self._db
@@ -111,6 +111,10 @@ class BotState:
                 with suppress(sqlite3.Error, _pg_error()):
                     self._db.rollback()
                 raise StoreUnavailable(f"the bot state could not be written: {exc}") from exc
+
+    def _dropped(self) -> bool:
+        """Whether the server closed the connection (psycopg says so; SQLite never)."""
+        return bool(getattr(self._db, "closed", False) or getattr(self._db, "broken", False))
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One statement in its own transaction; the rows it returns (or, for a write,
@@ -124,9 +128,7 @@ class BotState:
                     return list(cursor.fetchall()) if cursor.description \
                         else [(cursor.rowcount,)]
             except StoreUnavailable:
-                dropped = getattr(self._db, "closed", False) or getattr(self._db, "broken",
-                                                                        False)
-                if attempt == 2 or not dropped:
+                if attempt == 2 or not self._dropped():
                     raise
         raise AssertionError("unreachable")
 
