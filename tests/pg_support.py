@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ADMIN_URL = os.environ.get("TALLYBOARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = ("tallyboard_batches", "tallyboard_events", "tallyboard_ids", "tallyboard_presence",
+          "tallyboard_unpublished",
           "tallyboard_metrics")
 
 

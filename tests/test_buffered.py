@@ -103,21 +103,24 @@ def test_a_settings_change_survives_the_flush_and_a_restart(postgres: PgDatabase
 
 
 def test_a_flush_repeated_after_a_crash_lands_once(postgres: PgDatabase, stream: str) -> None:
-    """A flusher commits and dies before acknowledging; another claims the entries and
-    flushes them again: PostgreSQL holds each batch once, then the stream is empty."""
+    """A flusher commits and dies before deleting; the next one takes over once its lease
+    ends and flushes the entries again: PostgreSQL holds each batch once, then the stream
+    is empty."""
     postgres.log()
     postgres.close_logs()
     tb = Tallyboard(buffered(postgres, stream), clock=lambda: NOW)
     tb.record_many([{"metric": "m", "member": "a", "value": 1, "ts": NOW - 5}] * 3)  # no ids
-    dying = buffered(postgres, stream)
+    dying = buffered(postgres, stream, lease_ms=300)
+    assert dying._lead()
     client = redis.Redis.from_url(REDIS)
-    got: Any = client.xreadgroup(BufferedLog.GROUP, "dying", {stream: ">"}, count=10)
-    for entry_id, fields in got[0][1]:
+    for entry_id, fields in client.xrange(stream):
         from tallyboard.stores.batches import decode
 
         dying.durable.append_once(entry_id.decode(), *decode(fields[b"b"]))
-    assert rows(postgres) == 3 and dying.backlog() == 1  # committed, not acknowledged
-    survivor = buffered(postgres, stream, claim_after_ms=0)
+    assert rows(postgres) == 3 and dying.backlog() == 1  # committed, not deleted
+    survivor = buffered(postgres, stream)
+    assert survivor.flush_once() == 0  # the dying flusher's lease still holds
+    time.sleep(0.4)
     assert survivor.flush_once() == 1
     assert rows(postgres) == 3 and survivor.backlog() == 0
     rebuilt = Tallyboard(buffered(postgres, stream), clock=lambda: NOW)

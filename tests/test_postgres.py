@@ -28,7 +28,7 @@ def test_migrate_is_idempotent(postgres: PgDatabase) -> None:
     assert first.exit_code == 0, first.output
     assert "up to date" in first.output  # the fixture migrated it already
     with psycopg.connect(postgres.url) as db:
-        assert db.execute("SELECT max(version) FROM tallyboard_schema").fetchone() == (2,)
+        assert db.execute("SELECT max(version) FROM tallyboard_schema").fetchone() == (3,)
 
 
 def test_ids_are_enforced_by_the_database_across_processes(postgres: PgDatabase) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.columns import Columns
@@ -24,6 +25,65 @@ PRESENCE_KEY = "\x00presence"  # the MetricKey[1] under which presence batches r
 
 class StateReset(Exception):
     """A shared log was rebuilt under us: forget every space and read them again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One space's part of a durable batch whose publication to the hot store is not yet
+    known to have happened (a journal row): `token` names it in the hot store."""
+
+    token: str
+    space: str
+    received_at: float
+    configs: dict[MetricKey, dict[str, Any]]
+    batch: Batch | None = None  # None: read it back with `Journal.load`
+    ref: Any = None  # the log's own handle on the batch, for `load`
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The whole durable log at one instant, for refilling a hot store: the configs, the
+    journal rows that instant held (`covered`: the batches below publish them), and every
+    batch as ``(token, received_at, batch)`` in append order."""
+
+    configs: dict[MetricKey, dict[str, Any]]
+    covered: set[tuple[str, str]]  # (space, token)
+    batches: Iterator[tuple[str, float, Batch]]
+
+
+class Journal(abc.ABC):
+    """A durable log that also records, in the same atomic write, that a batch still has
+    to be published to the shared hot store: so a process killed between the commit and
+    the publish leaves a row that whoever comes next finds and publishes."""
+
+    @abc.abstractmethod
+    def append_journaled(self, received_at: float, events: Batch,
+                         configs: Mapping[MetricKey, Mapping[str, Any]]
+                         ) -> tuple[Collection[int], str]:
+        """`append`, plus a journal row per space for the part it wrote; the positions
+        held and the batch's token."""
+
+    @abc.abstractmethod
+    def put_config_journaled(self, key: MetricKey, config: Mapping[str, Any]) -> str:
+        """`put_config`, journaled; its token."""
+
+    @abc.abstractmethod
+    def pending(self, spaces: Collection[str] | None = None,
+                older_than: float = 0.0) -> list[Pending]:
+        """Journal rows (of `spaces`, or all) at least `older_than` seconds old, in
+        append order."""
+
+    @abc.abstractmethod
+    def load(self, pending: Pending) -> Batch:
+        """What `pending` wrote in its space (the batch less the ids the log held)."""
+
+    @abc.abstractmethod
+    def settle(self, rows: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Forget journal rows ``(space, token)`` whose batch is published; those found."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> Snapshot:
+        """The log at one instant (see Snapshot); iterate `batches` to the end."""
 
 
 class EventLog(abc.ABC):

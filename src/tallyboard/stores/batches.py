@@ -57,8 +57,9 @@ def ids_of(batch: Batch) -> list[tuple[int, str]]:
 
 
 def encode(received_at: float, events: Batch,
-           configs: Mapping[MetricKey, Mapping[str, Any]]) -> bytes:
-    """One stream entry's payload: the batch, its arrival time and new metric configs."""
+           configs: Mapping[MetricKey, Mapping[str, Any]], journal: bool = False) -> bytes:
+    """One stream entry's payload: the batch, its arrival time and new metric configs
+    (and, in a write buffer, whether its publication to the hot store is journaled)."""
     if isinstance(events, PresenceBatch):
         body: Any = {"presence": [tuple(op) for op in events]}
     elif isinstance(events, Columns):
@@ -67,10 +68,19 @@ def encode(received_at: float, events: Batch,
         body = {"events": [tuple(e) for e in events]}
     body["t"] = received_at
     body["configs"] = [[s, m, dict(c)] for (s, m), c in configs.items()]
+    if journal:
+        body["j"] = 1
     return orjson.dumps(body)
 
 
 def decode(payload: bytes) -> tuple[float, Batch, dict[MetricKey, dict[str, Any]]]:
+    received_at, batch, configs, _ = decode_journaled(payload)
+    return received_at, batch, configs
+
+
+def decode_journaled(payload: bytes
+                     ) -> tuple[float, Batch, dict[MetricKey, dict[str, Any]], bool]:
+    """`decode`, and whether the entry's publication is journaled."""
     data = orjson.loads(payload)
     configs = {(s, m): c for s, m, c in data["configs"]}
     if "presence" in data:
@@ -81,7 +91,7 @@ def decode(payload: bytes) -> tuple[float, Batch, dict[MetricKey, dict[str, Any]
         batch = Columns.from_json(data["columns"])
     else:
         batch = [Event(*r) for r in data["events"]]
-    return data["t"], batch, configs
+    return data["t"], batch, configs, bool(data.get("j"))
 
 
 

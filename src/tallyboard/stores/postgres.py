@@ -12,10 +12,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, LiteralString, TypeVar
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -24,7 +27,8 @@ from ..core.events import Event
 from ..errors import StoreUnavailable
 from ..presence.ledger import PresenceOp
 from ..presence.ops import PresenceBatch
-from .base import PRESENCE_KEY, Appended, Batch, EventLog, MetricKey
+from .base import PRESENCE_KEY, Batch, EventLog, Journal, MetricKey, Pending, Snapshot
+from .batches import by_space, without
 from .copy_text import event_copy_text, partition_days
 from .group_commit import GroupCommit
 
@@ -63,12 +67,26 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tallyboard_batches ADD COLUMN source text UNIQUE;
     """,
+    # 3: the publication journal: a row per (batch, space) not yet known to be in the hot
+    # store, written in the batch's own transaction (see Journal in stores/base.py)
+    """
+    CREATE TABLE tallyboard_unpublished (
+        n bigint GENERATED ALWAYS AS IDENTITY,
+        space text NOT NULL, token text NOT NULL,
+        seq bigint, kind text NOT NULL, received_at double precision NOT NULL,
+        configs jsonb NOT NULL, at double precision NOT NULL,
+        PRIMARY KEY (space, token)
+    );
+    CREATE INDEX tallyboard_unpublished_order ON tallyboard_unpublished (n);
+    """,
 ]
 _LOCK = 7_311_846_120  # advisory lock serialising migrations and partition creation
 # A space's presence settings are stored as the config of metric "" (no metric name is
 # empty): the engine's key for them starts with U+0000, which PostgreSQL text cannot hold.
 _PRESENCE_ROW = ""
 EVENT_COLUMNS = "(seq, pos, space, metric, member, ts, value, tags, id)"
+Write = tuple[float, Batch, Mapping[MetricKey, Mapping[str, Any]], bool]  # append's, journal?
+Written = tuple[frozenset[int], str | None]  # positions held, journal token
 
 
 def migrate(url: str) -> list[int]:
@@ -99,6 +117,11 @@ def _month(ts: int) -> tuple[str, int, int]:
         int(end.timestamp())
 
 
+def _op(r: Sequence[Any]) -> PresenceOp:
+    """A presence operation from its row ``(space, type, room, member, members, ts, id)``."""
+    return PresenceOp(r[0], r[1], r[2], r[3], None if r[4] is None else tuple(r[4]), r[5], r[6])
+
+
 def _space_and_id(events: Batch) -> list[tuple[int, str, str]]:
     """``(position, space, id)`` of each event or operation that has an id."""
     if isinstance(events, Columns):
@@ -107,14 +130,14 @@ def _space_and_id(events: Batch) -> list[tuple[int, str, str]]:
             if isinstance(e, Event | PresenceOp) and e.id is not None]
 
 
-class PostgresLog(EventLog):
+class PostgresLog(EventLog, Journal):
     """Durable log in PostgreSQL; safe to share between threads and between processes."""
 
     def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
         self.url = url
         self._lock = threading.Lock()
         self._partitions: set[str] = set()
-        self._group: GroupCommit[Appended, frozenset[int]] = GroupCommit(self._write_group)
+        self._group: GroupCommit[Write, Written] = GroupCommit(self._write_group)
         if auto_migrate:
             migrate(url)
         self._db = self._connect()
@@ -134,18 +157,26 @@ class PostgresLog(EventLog):
     # ---- writes ---------------------------------------------------------------------------
     def append(self, received_at: float, events: Batch,
                configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
-        return self._group.submit((received_at, events, configs))
+        return self._group.submit((received_at, events, configs, False))[0]
 
-    def _write_group(self, group: Sequence[Appended]) -> list[frozenset[int]]:
+    def append_journaled(self, received_at: float, events: Batch,
+                         configs: Mapping[MetricKey, Mapping[str, Any]]
+                         ) -> tuple[Collection[int], str]:
+        held, token = self._group.submit((received_at, events, configs, True))
+        return held, token or ""
+
+    def _write_group(self, group: Sequence[Write]) -> list[Written]:
         """Concurrent appends in one transaction: one commit makes them all durable."""
         return self._in_transaction(lambda db: self._write_all(db, group))
 
     def append_once(self, source: str, received_at: float, events: Batch,
-                    configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
+                    configs: Mapping[MetricKey, Mapping[str, Any]],
+                    journal: bool = False) -> Collection[int]:
         """`append`, unless the batch from `source` (a buffer entry) was committed before:
-        a flush repeated after a crash changes nothing."""
-        return self._in_transaction(
-            lambda db: self._write_all(db, [(received_at, events, configs)], source))[0]
+        a flush repeated after a crash changes nothing. With `journal` its publication is
+        journaled under the token `source`."""
+        return self._in_transaction(lambda db: self._write_all(
+            db, [(received_at, events, configs, journal)], source))[0][0]
 
     def _in_transaction(self, write: Callable[[psycopg.Connection[Any]], R]) -> R:
         with self._lock:
@@ -156,14 +187,15 @@ class PostgresLog(EventLog):
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"the event log could not be written: {exc}") from exc
 
-    def _write_all(self, db: psycopg.Connection[Any], group: Sequence[Appended],
-                   source: str | None = None) -> list[frozenset[int]]:
+    def _write_all(self, db: psycopg.Connection[Any], group: Sequence[Write],
+                   source: str | None = None) -> list[Written]:
         """Write appends in order, in a fixed number of statements whatever their count;
-        for each, the positions skipped because the database already held their id."""
-        full = [i for i, (_, events, _) in enumerate(group) if len(events)]
+        for each, the positions skipped because the database already held their id, and
+        its journal token if it asked for one."""
+        full = [i for i, (_, events, _, _) in enumerate(group) if len(events)]
         seqs = self._new_batches(db, [group[i][0] for i in full], source)
         if seqs is None:  # flushed from `source` before
-            return [frozenset()]
+            return [(frozenset(), None)]
         batches = [(seqs[k], group[i][1]) for k, i in enumerate(full)]
         known = self._claim_ids(db, batches)
         self._copy_events(db, [(seq, b, known[seq]) for seq, b in batches
@@ -172,12 +204,47 @@ class PostgresLog(EventLog):
                                  if isinstance(b, PresenceBatch)])
         by_index = dict(zip(full, seqs, strict=True))
         held = [known[by_index[i]] if i in by_index else frozenset() for i in range(len(group))]
-        for (_, events, configs), skipped in zip(group, held, strict=True):
+        for (_, events, configs, _), skipped in zip(group, held, strict=True):
             if not len(events):  # a settings change (the write buffer's put_config)
                 self._put_configs(db, configs, replace=True)
             elif len(skipped) < len(events):  # creations, unless every event was held
                 self._put_configs(db, configs, replace=False)
-        return held
+        tokens = [None if not journal else source or
+                  (str(by_index[i]) if i in by_index else f"c{uuid.uuid4().hex}")
+                  for i, (_, _, _, journal) in enumerate(group)]
+        self._journal(db, [(token, by_index.get(i), *group[i][:3], held[i])
+                           for i, token in enumerate(tokens) if token is not None])
+        return list(zip(held, tokens, strict=True))
+
+    @staticmethod
+    def _journal(db: psycopg.Connection[Any],
+                 writes: list[tuple[str, int | None, float, Batch,
+                                    Mapping[MetricKey, Mapping[str, Any]], frozenset[int]]]
+                 ) -> None:
+        """A journal row per space of each journaled write that will be published (one
+        whose events were all held publishes nothing)."""
+        rows: list[tuple[str, str, int | None, str, float, str]] = []
+        for token, seq, received_at, events, configs, skipped in writes:
+            if not len(events):
+                parts = {space: "configs" for space, _ in configs}
+            elif len(skipped) < len(events):
+                kind = "presence" if isinstance(events, PresenceBatch) else "events"
+                parts = dict.fromkeys(by_space(without(events, skipped)), kind)
+            else:
+                continue
+            for space, kind in parts.items():
+                own = [[_PRESENCE_ROW if m == PRESENCE_KEY else m, dict(c)]
+                       for (s, m), c in configs.items() if s == space]
+                rows.append((space, token, seq, kind, received_at,
+                             orjson.dumps(own).decode()))
+        if rows:
+            columns = list(zip(*rows, strict=True))
+            db.execute(
+                "INSERT INTO tallyboard_unpublished (space, token, seq, kind, received_at, "
+                "configs, at) SELECT s, t, q, k, r, c::jsonb, %s FROM unnest(%s::text[], "
+                "%s::text[], %s::bigint[], %s::text[], %s::float8[], %s::text[]) "
+                "AS u(s, t, q, k, r, c) ON CONFLICT DO NOTHING",
+                (time.time(), *map(list, columns)))
 
     @staticmethod
     def _new_batches(db: psycopg.Connection[Any], arrivals: list[float],
@@ -274,6 +341,80 @@ class PostgresLog(EventLog):
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
         self._in_transaction(lambda db: self._put_configs(db, {key: config}, replace=True))
 
+    def put_config_journaled(self, key: MetricKey, config: Mapping[str, Any]) -> str:
+        token = f"c{uuid.uuid4().hex}"
+
+        def write(db: psycopg.Connection[Any]) -> None:
+            self._put_configs(db, {key: config}, replace=True)
+            self._journal(db, [(token, None, time.time(), [], {key: config}, frozenset())])
+
+        self._in_transaction(write)
+        return token
+
+    # ---- the publication journal ------------------------------------------------------------
+    def pending(self, spaces: Collection[str] | None = None,
+                older_than: float = 0.0) -> list[Pending]:
+        try:
+            rows = self._read(
+                "SELECT space, token, received_at, configs, seq, kind FROM "
+                "tallyboard_unpublished WHERE at <= %s AND (%s OR space = ANY(%s)) ORDER BY n",
+                (time.time() - older_than, spaces is None, list(spaces or ())))
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the publication journal could not be read: {exc}") from exc
+        return [Pending(token, space, received_at, {
+            (space, PRESENCE_KEY if m == _PRESENCE_ROW else m): c for m, c in configs},
+            [] if kind == "configs" else None, (seq, kind))
+            for space, token, received_at, configs, seq, kind in rows]
+
+    def load(self, pending: Pending) -> Batch:
+        if pending.batch is not None:
+            return pending.batch
+        seq, kind = pending.ref
+        try:
+            if kind == "presence":
+                rows = self._read(
+                    "SELECT space, type, room, member, members, ts, id FROM tallyboard_presence "
+                    "WHERE seq = %s AND space = %s ORDER BY pos", (seq, pending.space))
+                return PresenceBatch(_op(r) for r in rows)
+            rows = self._read(
+                "SELECT space, metric, member, ts, value, tags, id FROM tallyboard_events "
+                "WHERE seq = %s AND space = %s ORDER BY pos", (seq, pending.space))
+            return [Event(*r) for r in rows]
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the event log could not be read: {exc}") from exc
+
+    def settle(self, rows: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        if not rows:
+            return set()
+        spaces, tokens = (list(c) for c in zip(*rows, strict=True))
+        return {(s, t) for s, t in self._in_transaction(lambda db: db.execute(
+            "DELETE FROM tallyboard_unpublished WHERE (space, token) IN (SELECT * FROM "
+            "unnest(%s::text[], %s::text[])) RETURNING space, token",
+            (spaces, tokens)).fetchall())}
+
+    def snapshot(self) -> Snapshot:
+        """One REPEATABLE READ transaction on a connection of its own, closed when
+        `batches` is exhausted."""
+        try:
+            db = psycopg.connect(self.url)
+            db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            configs = {(s, PRESENCE_KEY if m == _PRESENCE_ROW else m): dict(c) for s, m, c in
+                       db.execute("SELECT space, metric, config FROM tallyboard_metrics")}
+            covered = {(s, t) for s, t in db.execute(
+                "SELECT space, token FROM tallyboard_unpublished")}
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"the event log could not be read: {exc}") from exc
+
+        def batches() -> Iterator[tuple[str, float, Batch]]:
+            try:
+                with db:
+                    for seq, received_at, source, batch in self._merged(db, None):
+                        yield source or str(seq), received_at, batch
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"the event log could not be read: {exc}") from exc
+
+        return Snapshot(configs, covered, batches())
+
     # ---- reads ------------------------------------------------------------------------------
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
         """Batches in append order, streamed from server-side cursors on a connection of
@@ -291,55 +432,61 @@ class PostgresLog(EventLog):
                     flushed.update(r[0] for r in db.execute(
                         "SELECT source FROM tallyboard_batches WHERE source = ANY(%s)",
                         (list(sources),)))
-                streams: list[Iterator[tuple[int, float, Batch]]] = []
-                if metric is None or metric[1] != PRESENCE_KEY:
-                    streams.append(self._replay_events(db, metric))
-                if metric is None or metric[1] == PRESENCE_KEY:
-                    streams.append(self._replay_presence(db, None if metric is None
-                                                         else metric[0]))
-                for _, received_at, batch in heapq.merge(*streams, key=lambda x: x[0]):
+                for _, received_at, _, batch in self._merged(db, metric):
                     yield received_at, batch
         except psycopg.Error as exc:
             raise StoreUnavailable(f"the event log could not be read: {exc}") from exc
 
     @classmethod
+    def _merged(cls, db: psycopg.Connection[Any], metric: MetricKey | None
+                ) -> Iterator[tuple[int, float, str | None, Batch]]:
+        """Event and presence batches ``(seq, received_at, source, batch)`` in seq order."""
+        streams: list[Iterator[tuple[int, float, str | None, Batch]]] = []
+        if metric is None or metric[1] != PRESENCE_KEY:
+            streams.append(cls._replay_events(db, metric))
+        if metric is None or metric[1] == PRESENCE_KEY:
+            streams.append(cls._replay_presence(db, None if metric is None else metric[0]))
+        return heapq.merge(*streams, key=lambda x: x[0])
+
+    @classmethod
     def _replay_events(cls, db: psycopg.Connection[Any],
-                       metric: MetricKey | None) -> Iterator[tuple[int, float, Batch]]:
+                       metric: MetricKey | None) -> Iterator[tuple[int, float, str | None, Batch]]:
         where, args = ("WHERE e.space = %s AND e.metric = %s", metric) if metric else ("", ())
         return cls._batches(db, "events", (
-            "SELECT e.seq, b.received_at, e.space, e.metric, e.member, e.ts, e.value, e.tags, "
-            "e.id FROM tallyboard_events e JOIN tallyboard_batches b USING (seq) "
+            "SELECT e.seq, b.received_at, b.source, e.space, e.metric, e.member, e.ts, "
+            "e.value, e.tags, e.id FROM tallyboard_events e JOIN tallyboard_batches b USING (seq) "
             f"{where} ORDER BY e.seq, e.pos"), args,
-            lambda rows: [Event(*r[2:]) for r in rows])
+            lambda rows: [Event(*r[3:]) for r in rows])
 
     @classmethod
     def _replay_presence(cls, db: psycopg.Connection[Any],
-                         space: str | None) -> Iterator[tuple[int, float, Batch]]:
+                         space: str | None) -> Iterator[tuple[int, float, str | None, Batch]]:
         where, args = ("WHERE p.space = %s", (space,)) if space is not None else ("", ())
         return cls._batches(db, "presence", (
-            "SELECT p.seq, b.received_at, p.space, p.type, p.room, p.member, p.members, p.ts, "
-            "p.id FROM tallyboard_presence p JOIN tallyboard_batches b USING (seq) "
-            f"{where} ORDER BY p.seq, p.pos"), args,
-            lambda rows: PresenceBatch(
-                PresenceOp(r[2], r[3], r[4], r[5], None if r[6] is None else tuple(r[6]),
-                           r[7], r[8]) for r in rows))
+            "SELECT p.seq, b.received_at, b.source, p.space, p.type, p.room, p.member, "
+            "p.members, p.ts, p.id FROM tallyboard_presence p "
+            f"JOIN tallyboard_batches b USING (seq) {where} ORDER BY p.seq, p.pos"), args,
+            lambda rows: PresenceBatch(_op(r[3:]) for r in rows))
 
     @staticmethod
     def _batches(db: psycopg.Connection[Any], name: str, sql: str, args: Sequence[Any],
                  make: Callable[[Iterable[tuple[Any, ...]]], Batch]
-                 ) -> Iterator[tuple[int, float, Batch]]:
-        """Rows ``(seq, received_at, ...)`` from a server-side cursor, one batch per seq."""
+                 ) -> Iterator[tuple[int, float, str | None, Batch]]:
+        """Rows ``(seq, received_at, source, ...)`` from a server-side cursor, one batch
+        per seq."""
         with db.cursor(name=f"tallyboard_replay_{name}") as cur:
             cur.itersize = 20_000
             cur.execute(sql.encode(), args)
-            for (seq, received_at), rows in itertools.groupby(cur, key=lambda r: (r[0], r[1])):
-                yield seq, received_at, make(rows)
+            for (seq, received_at, source), rows in itertools.groupby(
+                    cur, key=lambda r: (r[0], r[1], r[2])):
+                yield seq, received_at, source, make(rows)
 
-    def _read(self, sql: LiteralString) -> list[tuple[Any, ...]]:
+    def _read(self, sql: LiteralString,
+              args: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of one read on the shared connection, its transaction ended at once."""
         with self._lock:
             db = self._conn()
-            rows = db.execute(sql).fetchall()
+            rows = db.execute(sql, args).fetchall()
             db.rollback()
         return rows
 

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,54 +26,90 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from ..errors import StoreUnavailable
-from .base import Batch, Entry, EventLog, MetricKey, StateReset
+from .base import Batch, Entry, EventLog, Journal, MetricKey, StateReset
 from .batches import by_space, decode, encode, ids_of, wanted, without
 
 log = logging.getLogger("tallyboard.redis")
 
-LIBRARY = """#!lua name=tallyboard_v1
+LIBRARY = """#!lua name=tallyboard_v2
 
--- One batch of one space in one call: claim its ids, then append it to the space's feed.
--- KEYS[1] the feed (a stream); KEYS[2..] one key per event id.
+-- One batch of one space in one call: unless the space is fenced by a rebuild or the
+-- batch's publication marker is set already, claim its ids and append it to the feed.
+-- KEYS[1] the feed (a stream); KEYS[2] the space's fence; KEYS[3] the batch's marker;
+-- KEYS[4..] one key per event id.
 -- ARGV[1] the encoded batch; ARGV[2] id lifetime (s); ARGV[3] '1' when the entry must be
--- appended even if every id was held (events without ids, or configs);
--- ARGV[4..] the batch position of each id key.
--- Returns {entry id or '', the entry before it or '', held positions...}.
+-- appended even if every id was held (events without ids, or configs); ARGV[4] the fence
+-- this caller may pass ('' unless it is the rebuild); ARGV[5] the marker's lifetime (s),
+-- '0' for no marker; ARGV[6..] the batch position of each id key.
+-- Returns {'ok', entry id or '', the entry before it or '', held positions...},
+-- {'dup'} (the marker was set: published before) or {'fenced'}.
 local function publish(keys, args)
+  local fence = redis.call('GET', keys[2])
+  if fence and fence ~= args[4] then return {'fenced'} end
+  if args[5] ~= '0' and not redis.call('SET', keys[3], '1', 'NX', 'EX', args[5]) then
+    return {'dup'}
+  end
   local held = {}
-  for i = 2, #keys do
+  for i = 4, #keys do
     if not redis.call('SET', keys[i], '1', 'NX', 'EX', args[2]) then
       held[#held + 1] = args[i + 2]
     end
   end
   local entry, before = '', ''
-  if args[3] == '1' or #held < #keys - 1 then
+  if args[3] == '1' or #held < #keys - 3 then
     local last = redis.call('XREVRANGE', keys[1], '+', '-', 'COUNT', 1)
     if last[1] then before = last[1][1] end
     entry = redis.call('XADD', keys[1], '*', 'b', args[1], 'h', table.concat(held, ','))
   end
-  return {entry, before, unpack(held)}
+  return {'ok', entry, before, unpack(held)}
 end
 
--- Release a space lock only if we still hold it (KEYS[1] lock, ARGV[1] our token).
+-- Take a space's write lock (KEYS[1] lock, KEYS[2] dirty flag; ARGV[1] our token,
+-- ARGV[2] lifetime in ms): false if another holds it, else the dirty flag a holder left
+-- ('' if none): it is set for as long as a holder may leave writes unpublished.
+local function lock(keys, args)
+  if not redis.call('SET', keys[1], args[1], 'NX', 'PX', args[2]) then return false end
+  local dirty = redis.call('GET', keys[2]) or ''
+  redis.call('SET', keys[2], args[1])
+  return dirty
+end
+
+-- Release a lock only if we still hold it (KEYS[1] lock, KEYS[2] dirty flag or none;
+-- ARGV[1] our token): the dirty flag goes with it when named.
 local function unlock(keys, args)
   if redis.call('GET', keys[1]) == args[1] then
+    if keys[2] then redis.call('DEL', keys[2]) end
     return redis.call('DEL', keys[1])
   end
   return 0
 end
 
-redis.register_function('tb_publish', publish)
-redis.register_function('tb_unlock', unlock)
+redis.register_function('tb2_publish', publish)
+redis.register_function('tb2_lock', lock)
+redis.register_function('tb2_unlock', unlock)
 """
 CHUNK = 2000  # feed entries read per round trip
 MAX_UNPUBLISHED = 10_000  # durable batches waiting for Redis before writes are refused
+RECOVER_EVERY = 5.0  # seconds between looks for batches a dead process left unpublished
+RECOVER_AFTER = 2.0  # a journal row this old is no longer a write in flight
+SETTLE_EVERY = 1.0  # seconds between clearing the journal rows of published batches
 
 Client = redis.Redis | RedisCluster
 
 
 class RebuildRunning(StoreUnavailable):
     """Another process is rebuilding this hot store right now."""
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One space's part of a durable batch, to publish under its journal token."""
+
+    space: str
+    token: str | None  # None: no marker (only the rebuild publishes unjournaled parts)
+    received_at: float
+    part: Batch
+    configs: dict[MetricKey, dict[str, Any]]
 
 
 def connect(url: str) -> Client:
@@ -97,7 +134,15 @@ def disconnect(client: Client) -> None:
 
 
 class RedisFeed(EventLog):
-    """The durable log `durable`, shared through Redis feeds by several engines."""
+    """The durable log `durable`, shared through Redis feeds by several engines.
+
+    Nothing acknowledged goes missing from the answers, whatever dies when: every batch
+    is journaled in its durable write (`Journal`), and a journal row is cleared only by
+    the process that published its batch, after the publish. Rows a dead process left
+    are published by whoever comes next (a restart, another server's periodic look, a
+    retry of one of its ids, the next holder of a space's lock, /readyz); a marker per
+    journaled batch makes a second publish a no-op.
+    """
 
     shared = True
 
@@ -109,7 +154,11 @@ class RedisFeed(EventLog):
         at once, reporting `progress(batches done, batches in all)`."""
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("the Redis key prefix must be non-empty and free of braces")
+        if not isinstance(durable, Journal):
+            raise ValueError("the shared hot store needs a PostgreSQL log (--log "
+                             "postgresql://…): it journals what is still to publish")
         self.durable = durable
+        self.journal: Journal = durable
         self.prefix = prefix
         self.id_retention = id_retention
         self.lock_seconds = lock_seconds
@@ -120,8 +169,11 @@ class RedisFeed(EventLog):
         # Entries this engine published, by (space, the entry before): when it follows
         # its space right after, it applies them without reading them back.
         self._mine: dict[tuple[str, str | None], tuple[str, Entry]] = {}
-        self._unpublished: list[tuple[list[str], list[Any]]] = []
+        self._unpublished: list[Outgoing] = []
         self._redelivering = threading.Lock()  # one thread publishes them, in order
+        self._published: list[tuple[str, str]] = []  # (space, token) to settle
+        self._settled_at = 0.0
+        self._recovered_at = 0.0
         self._gen: bytes | None = None
         self._call(lambda r: r.function_load(LIBRARY, replace=True))  # on every primary
         self._gen = self._call(lambda r: r.get(self._key("gen")))
@@ -129,6 +181,7 @@ class RedisFeed(EventLog):
             with contextlib.suppress(RebuildRunning):
                 self.rebuild(progress)
             self._gen = self._wait_for_gen()
+        self.recover()  # what a process killed before its publish left behind
 
     def _wait_for_gen(self, seconds: float = 600.0) -> bytes:
         deadline = time.monotonic() + seconds
@@ -158,74 +211,149 @@ class RedisFeed(EventLog):
     # ---- writes ---------------------------------------------------------------------------
     def append(self, received_at: float, events: Batch,
                configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
-        """Durable first, then published; a batch Redis could not take is durable and
-        is published again before anything else (the request still succeeds). A space
-        whose events PostgreSQL all held (duplicates) is not published: it wrote nothing
-        and created no metric."""
+        """Durable (and journaled) first, then published; a batch Redis could not take
+        is durable and published again before anything else (the request still
+        succeeds). A space whose events the log all held (duplicates) is not published:
+        it wrote nothing and created no metric."""
         if len(self._unpublished) >= MAX_UNPUBLISHED:
             self._redeliver()
         started = time.perf_counter()
-        held = set(self.durable.append(received_at, events, configs))
+        held_, token = self.journal.append_journaled(received_at, events, configs)
+        held = set(held_)
         if self.on_durable is not None:
             self.on_durable(time.perf_counter() - started)
+        if held:  # a retry of an id: its first batch may be durable but unpublished
+            with contextlib.suppress(StoreUnavailable):
+                self.recover(by_space(events))
         kept = [i for i in range(len(events)) if i not in held]
         fresh = without(events, held)
         for space, (positions, part) in by_space(fresh).items():
-            own = {k: v for k, v in configs.items() if k[0] == space}
+            own = {k: dict(v) for k, v in configs.items() if k[0] == space}
             at = [kept[p] for p in positions]
-            held |= {at[p] for p in self._publish(space, received_at, part, own)}
+            held |= {at[p] for p in self._publish(Outgoing(space, token, received_at, part,
+                                                           own))}
+        self._settle()
         return held
 
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
-        self.durable.put_config(key, config)
-        self._publish(key[0], time.time(), [], {key: config})
+        token = self.journal.put_config_journaled(key, config)
+        self._publish(Outgoing(key[0], token, time.time(), [], {key: dict(config)}))
 
-    def _publish(self, space: str, received_at: float, part: Batch,
-                 configs: Mapping[MetricKey, Mapping[str, Any]]) -> list[int]:
-        """Claim `part`'s ids and append it to `space`'s feed; positions already held."""
-        ttl = int(received_at + self.id_retention - time.time())
-        ids = ids_of(part) if ttl > 0 else []
-        keys = [self._key("feed", space), *(self._key(f"id:{i}", space) for _, i in ids)]
-        must = len(part) > len(ids) or bool(configs)
-        args: list[Any] = [encode(received_at, part, configs), max(ttl, 1), int(must),
-                *(p for p, _ in ids)]
+    def _publish(self, out: Outgoing) -> list[int]:
+        """Publish `out` (after anything kept from before); positions whose id Redis
+        held. What Redis cannot take now is kept and published again later."""
         try:
             self._redeliver()
-            entry, before, held = self._fcall(keys, args)
+            if not self._unpublished:
+                status, held = self._send(out)
+                if status != "fenced":
+                    return held
         except StoreUnavailable as exc:
             log.warning("batch durable but not yet in the hot store, kept to publish "
                         "again: %s", exc)
-            self._unpublished.append((keys, args))
-            return []
-        if entry:
+        self._unpublished.append(out)
+        return []
+
+    def _send(self, out: Outgoing, fence: str = "") -> tuple[str, list[int]]:
+        """One `tb2_publish`: 'ok' with the positions held, 'dup' or 'fenced'. A batch
+        published (or found published) is queued for its journal row to be settled."""
+        ttl = int(out.received_at + self.id_retention - time.time())
+        ids = ids_of(out.part) if ttl > 0 else []
+        space = out.space
+        keys = [self._key("feed", space), self._key("fence", space),
+                self._key(f"pub:{out.token}", space),
+                *(self._key(f"id:{i}", space) for _, i in ids)]
+        must = len(out.part) > len(ids) or bool(out.configs)
+        args: list[Any] = [encode(out.received_at, out.part, out.configs), max(ttl, 1),
+                           int(must), fence,
+                           0 if out.token is None else int(self.id_retention),
+                           *(p for p, _ in ids)]
+        got = self._call(_fcall, "tb2_publish", keys, args)
+        status = _text(got[0])
+        if status == "fenced":
+            return status, []
+        if out.token is not None and not fence:
+            self._published.append((space, out.token))
+        if status == "dup":
+            return status, []
+        entry, before, held = _text(got[1]), _text(got[2]), [int(p) for p in got[3:]]
+        if entry and not fence:
             if len(self._mine) > 10_000:  # never followed (a writer that never reads)
                 self._mine.clear()
             self._mine[(space, before or None)] = (entry, _kept(
-                received_at, part, set(held), {k: dict(v) for k, v in configs.items()}))
-        return held
-
-    def _fcall(self, keys: list[str], args: list[Any]) -> tuple[str, str, list[int]]:
-        got = self._call(_fcall, "tb_publish", keys, args)
-        return _text(got[0]), _text(got[1]), [int(p) for p in got[2:]]
+                out.received_at, out.part, set(held), out.configs))
+        return status, held
 
     def _redeliver(self) -> None:
-        """Publish batches kept while Redis was away, oldest first (raises if it still is).
-        If the hot store was rebuilt meanwhile, the rebuild took them from PostgreSQL."""
+        """Publish batches kept while Redis was away or a rebuild fenced their space,
+        oldest first (raises if Redis is still away; stops at a fenced space)."""
         if not self._unpublished:
             return
         with self._redelivering:
-            if self._call(lambda r: r.get(self._key("gen"))) != self._gen:
-                log.warning("hot store rebuilt while %d batches waited; they come from "
-                            "PostgreSQL", len(self._unpublished))
-                self._unpublished.clear()
             while self._unpublished:
-                keys, args = self._unpublished[0]
-                self._fcall(keys, args)
+                if self._send(self._unpublished[0])[0] == "fenced":
+                    return
                 self._unpublished.pop(0)
+
+    def _settle(self, force: bool = False) -> None:
+        """Clear the journal rows of batches this process published, and their markers.
+        Not while a rebuild runs: it may clear what we published, and then takes these
+        batches from the rows. A marker whose row is not found yet (a write buffer
+        flushes it later) stays until it expires, so its row is never published twice."""
+        if not self._published or (
+                not force and len(self._published) < 256
+                and time.monotonic() - self._settled_at < SETTLE_EVERY):
+            return
+        self._settled_at = time.monotonic()
+        try:
+            if self._call(lambda r: r.exists(self._key("rebuilding"))):
+                return
+            rows, self._published = self._published, []
+            found = self.journal.settle(rows)
+        except StoreUnavailable:
+            return
+        with contextlib.suppress(StoreUnavailable):
+            self._unlink_markers(found)
+
+    def _unlink_markers(self, rows: Collection[tuple[str, str]]) -> None:
+        by_slot: dict[str, list[str]] = {}
+        for space, token in rows:
+            by_slot.setdefault(space, []).append(self._key(f"pub:{token}", space))
+        for keys in by_slot.values():
+            self._call(lambda r, k: r.unlink(*k), keys)
+
+    # ---- recovery -------------------------------------------------------------------------
+    def recover(self, spaces: Collection[str] | None = None,
+                older_than: float = 0.0) -> int:
+        """Publish the journaled batches (of `spaces`, or all) that are durable but not
+        known to be published, in their durable order; how many are still left (a
+        rebuild fenced their space). Their rows are cleared; their markers stay (the
+        process that wrote one may still hold it to publish)."""
+        self._recovered_at = time.monotonic()
+        left, done = 0, []
+        for row in self.journal.pending(spaces, older_than):
+            out = Outgoing(row.space, row.token, row.received_at, self.journal.load(row),
+                           row.configs)
+            if self._send(out)[0] == "fenced":
+                left += 1
+            else:
+                done.append((row.space, row.token))
+        if done:
+            self._published = [p for p in self._published if p not in set(done)]
+            self.journal.settle(done)
+        return left
+
+    def _recover_now_and_then(self) -> None:
+        if time.monotonic() - self._recovered_at >= RECOVER_EVERY:
+            with contextlib.suppress(StoreUnavailable):
+                self.recover(older_than=RECOVER_AFTER)
 
     # ---- following ------------------------------------------------------------------------
     def tail(self, space: str, own: bool = False) -> Iterator[Entry]:
         self._redeliver()
+        if not own:
+            self._settle()
+            self._recover_now_and_then()
         served = False
         while (mine := self._mine.pop((space, self._cursors.get(space)), None)) is not None:
             self._cursors[space], entry = mine
@@ -245,12 +373,13 @@ class RedisFeed(EventLog):
 
             gen, raw = self._call(read)
             if gen is None:
-                raise StoreUnavailable("the hot state in Redis is gone (flushed or lost); "
-                                       "run `tallyboard rebuild --store …` to restore it "
-                                       "from PostgreSQL", retry_after=5)
+                raise StoreUnavailable("the hot state in Redis is gone (flushed or lost) or "
+                                       "being rebuilt; run `tallyboard rebuild --store …` "
+                                       "to restore it from PostgreSQL", retry_after=5)
             if gen != self._gen:
                 self._gen = gen
                 self._cursors.clear()
+                self._mine.clear()
                 raise StateReset
             for entry_id, fields in raw:
                 mine = self._mine.pop((space, self._cursors.get(space)), None)
@@ -287,66 +416,76 @@ class RedisFeed(EventLog):
 
     @contextlib.contextmanager
     def _locked(self, spaces: list[str]) -> Iterator[None]:
+        """Each space's lock, in order. A lock whose last holder left its dirty flag (it
+        died, or Redis refused its publish) is first made clean: the writes it may have
+        left unpublished are published before ours are validated."""
         token = uuid.uuid4().hex
         held: list[str] = []
         try:
             for space in spaces:
-                key = self._key("lock", space)
                 deadline = time.monotonic() + self.lock_seconds
-                while not self._call(lambda r, k: r.set(
-                        k, token, nx=True, px=int(self.lock_seconds * 1000)), key):
+                while (dirty := self._call(_fcall, "tb2_lock", [
+                        self._key("lock", space), self._key("dirty", space)],
+                        [token, int(self.lock_seconds * 1000)])) is None:
                     if time.monotonic() > deadline:
                         raise StoreUnavailable(f"space {space!r} is busy (another server "
                                                "holds its write lock); retry later")
                     time.sleep(0.001)
-                held.append(key)
+                held.append(space)
+                if _text(dirty):
+                    self.recover([space])
             yield
         finally:
-            for key in held:
+            with contextlib.suppress(StoreUnavailable):
+                self._redeliver()
+            waiting = {out.space for out in self._unpublished}
+            for space in held:
+                keys = [self._key("lock", space)]
+                if space not in waiting:  # else the next holder publishes what we left
+                    keys.append(self._key("dirty", space))
                 with contextlib.suppress(StoreUnavailable):
-                    self._call(_fcall, "tb_unlock", [key], [token])
+                    self._call(_fcall, "tb2_unlock", keys, [token])
 
     # ---- rebuild --------------------------------------------------------------------------
     def rebuild(self, progress: Callable[[int, int | None], None] | None = None) -> int:
-        """Refill the hot store from the durable log (every key of the prefix is replaced);
-        batches published. Servers answer 503 meanwhile and reload afterwards; a second
-        rebuild started meanwhile raises RebuildRunning."""
+        """Refill the hot store from the durable log while servers keep writing; batches
+        published. Readers answer 503 meanwhile and reload afterwards; a second rebuild
+        started meanwhile raises RebuildRunning."""
         token = uuid.uuid4().hex
         if not self._call(lambda r: r.set(self._key("rebuilding"), token, nx=True, ex=3600)):
             raise RebuildRunning("another rebuild of this hot store is running")
         try:
-            return self._rebuild(progress)
+            return _Rebuild(self, f"rebuild:{token}").run(progress)
         finally:
             with contextlib.suppress(StoreUnavailable):
-                self._call(_fcall, "tb_unlock", [self._key("rebuilding")], [token])
+                self._call(_fcall, "tb2_unlock", [self._key("rebuilding")], [token])
 
-    def _rebuild(self, progress: Callable[[int, int | None], None] | None) -> int:
-        self._call(lambda r: r.delete(self._key("gen")))
-        self.clear()
-        total = self.durable.batch_count()
-        done = 0
-        for (space, name), config in self.durable.configs().items():
-            self._publish(space, time.time(), [], {(space, name): config})
-        for received_at, batch in self.durable.replay():
-            for space, (_, part) in by_space(batch).items():
-                self._publish(space, received_at, part, {})
-            done += 1
-            if progress is not None and (done % 256 == 0 or done == total):
-                progress(done, total)
-        self._redeliver()
-        gen = self._gen = uuid.uuid4().hex.encode()
-        self._call(lambda r: r.set(self._key("gen"), gen))
-        self._cursors.clear()
-        return done
+    def space_keys(self, spaces: Collection[str] | None = None) -> dict[str, list[bytes]]:
+        """Every key under the prefix that belongs to a space, by space (`spaces` only,
+        if given): one scan over every node."""
+        found: dict[str, list[bytes]] = {}
+        head = f"{self.prefix}:{{".encode()
+        match = f"{self.prefix}:{{*" if spaces is None or len(spaces) != 1 else \
+            f"{self.prefix}:{{{_glob(next(iter(spaces)))}}}:*"
+        for key in self._call(lambda r: list(r.scan_iter(match=match, count=1000))):
+            rest = key[len(head):]
+            for cut in _cuts(rest):
+                space = rest[:cut].decode(errors="surrogateescape")
+                if spaces is None or space in spaces:
+                    found.setdefault(space, []).append(key)
+                    break
+        return found
 
     def clear(self) -> None:
         """Delete every key under the prefix (on every node of a cluster) but the
         rebuild lock."""
         keys = [k for k in self._call(lambda r: list(r.scan_iter(
             match=f"{self.prefix}:*", count=1000))) if k != self._key("rebuilding").encode()]
+        self.unlink(keys)
+
+    def unlink(self, keys: list[bytes]) -> None:
         for start in range(0, len(keys), 1000):
-            chunk = keys[start:start + 1000]
-            self._call(_unlink, chunk)
+            self._call(_unlink, keys[start:start + 1000])
 
     # ---- the rest of the interface ----------------------------------------------------------
     def size_bytes(self) -> int:
@@ -360,15 +499,92 @@ class RedisFeed(EventLog):
         return len(self._unpublished)
 
     def ping(self) -> None:
-        """The durable log answers, and Redis answers with its hot state present."""
+        """The durable log answers, Redis answers with its hot state present, and no
+        acknowledged batch is missing from it (a dead process's are published now)."""
         self.durable.ping()
         if self._call(lambda r: r.get(self._key("gen"))) is None:
             raise StoreUnavailable("the hot state in Redis is gone (flushed or lost); run "
                                    "`tallyboard rebuild --store …`", retry_after=5)
+        self._redeliver()
+        left = self.recover(older_than=RECOVER_AFTER) + len(self._unpublished)
+        if left:
+            raise StoreUnavailable(f"{left} durable batches are not in the hot store yet "
+                                   "(a rebuild is running)", retry_after=5)
 
     def close(self) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            self._redeliver()
+            self._settle(force=True)
         disconnect(self._redis)
         self.durable.close()
+
+
+class _Rebuild:
+    """One refill of the hot store from the durable log, safe while servers write.
+
+    Every space is fenced first (publishes to it are refused, so its keys can be cleared
+    without racing a writer), then filled from one snapshot of the log, then from the
+    journal rows committed after it; a space first seen meanwhile is fenced and cleared
+    when first touched. Then the fences go and the new generation is set: readers
+    reload, and writers publish what the fences kept from them (markers make repeats of
+    anything already published no-ops).
+    """
+
+    def __init__(self, feed: RedisFeed, fence: str) -> None:
+        self.feed = feed
+        self.fence = fence
+        self.fenced: set[str] = set()
+
+    def run(self, progress: Callable[[int, int | None], None] | None) -> int:
+        feed = self.feed
+        feed._call(lambda r: r.delete(feed._key("gen")))
+        known = {space for space, _ in feed.durable.configs()} | set(feed.space_keys())
+        for space in known:
+            self._fence(space)
+        feed.unlink([k for space, keys in feed.space_keys().items() if space in known
+                     for k in keys if k not in self._kept(space)])
+        snap = feed.journal.snapshot()
+        total = feed.durable.batch_count()
+        for (space, name), config in snap.configs.items():
+            self._publish(Outgoing(space, None, time.time(), [], {(space, name): config}))
+        done = 0
+        for token, received_at, batch in snap.batches:
+            for space, (_, part) in by_space(batch).items():
+                self._publish(Outgoing(space, token if (space, token) in snap.covered else None,
+                                       received_at, part, {}))
+            done += 1
+            if progress is not None and (done % 256 == 0 or done == total):
+                progress(done, total)
+        later = [row for row in feed.journal.pending()
+                 if (row.space, row.token) not in snap.covered]
+        for row in later:
+            self._publish(Outgoing(row.space, row.token, row.received_at,
+                                   feed.journal.load(row), row.configs))
+        for space in self.fenced:
+            feed._call(lambda r, s: r.delete(feed._key("fence", s)), space)
+        gen = uuid.uuid4().hex.encode()
+        feed._call(lambda r: r.set(feed._key("gen"), gen))
+        feed.journal.settle(snap.covered | {(row.space, row.token) for row in later})
+        feed._gen = gen
+        feed._cursors.clear()
+        feed._mine.clear()
+        return done
+
+    def _fence(self, space: str) -> None:
+        self.feed._call(lambda r: r.set(self.feed._key("fence", space), self.fence))
+        self.fenced.add(space)
+
+    def _publish(self, out: Outgoing) -> None:
+        if out.space not in self.fenced:  # first seen since the rebuild began
+            self._fence(out.space)
+            self.feed.unlink([k for k in self.feed.space_keys({out.space}).get(out.space, [])
+                              if k not in self._kept(out.space)])
+        self.feed._send(out, self.fence)
+
+    def _kept(self, space: str) -> set[bytes]:
+        """A space's keys a rebuild leaves: its fence, and its lock and dirty flag (a
+        writer may hold the lock right now)."""
+        return {self.feed._key(name, space).encode() for name in ("fence", "lock", "dirty")}
 
 
 def _entry(fields: Mapping[bytes, bytes]) -> Entry:
@@ -401,8 +617,23 @@ def _fcall(r: Client, function: str, keys: list[str], args: list[Any]) -> Any:
     return r.fcall(function, len(keys), *keys, *args)
 
 
-def _text(value: bytes | str) -> str:
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _glob(text: str) -> str:
+    """`text` with the glob characters of SCAN's MATCH escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _cuts(rest: bytes) -> Iterator[int]:
+    """Where a space name may end in a key's text after ``<prefix>:{`` (at a ``}:``)."""
+    at = rest.find(b"}:")
+    while at != -1:
+        yield at
+        at = rest.find(b"}:", at + 1)
 
 
 def _unlink(r: Client, keys: list[bytes]) -> None:
