@@ -147,8 +147,10 @@ def rebuild(data: Path, log_url: str | None, metric: str | None, space: str,
 
     The embedded store always rebuilds on start; this checks the log reads back whole and
     says how long it takes. With --store it refills the shared hot store from PostgreSQL
-    (every key under the prefix is replaced); running servers answer 503 meanwhile and
-    then reload, identical to before.
+    (every key under the prefix is replaced). It is safe while servers keep writing:
+    their writes are accepted (durable in PostgreSQL) and show once it ends; reads
+    answer 503 meanwhile, then every server reloads and answers exactly what the log
+    holds, writes made during the rebuild included.
 
     \b
         tallyboard rebuild --data ./tallyboard-data
@@ -187,7 +189,8 @@ def _rebuild_store(log_url: str | None, store: str, prefix: str) -> None:
     except TallyboardError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     out.print(f"hot store {store} (prefix {prefix}): {batches:,} batches from {log_url} "
-              f"in {time.perf_counter() - started:.2f}s")
+              f"in {time.perf_counter() - started:.2f}s, and the writes servers made "
+              "meanwhile")
 
 
 @main.command()
