@@ -55,9 +55,10 @@ class KeyRing:
             raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
         given = header[7:].strip().encode()
         for k in self.keys:
-            if hmac.compare_digest(given, k.key.encode()):
-                self._take(k.key)
-                return Principal(k.key[:4] + "…", frozenset(k.scopes), frozenset(k.spaces))
+            secret = k.key.get_secret_value()
+            if hmac.compare_digest(given, secret.encode()):
+                self._take(secret)
+                return Principal(secret[:4] + "…", frozenset(k.scopes), frozenset(k.spaces))
         raise Unauthorized("unknown API key")
 
     def _take(self, key: str) -> None:

@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from ..engine import Tallyboard, tune_gc
 from ..errors import TallyboardError
+from ..redact import redact, settings_problems
 from ..settings import Settings, load_settings
 from . import main
-from .common import console, opened, out, replay_bar
+from .common import console, failure, opened, out, replay_bar
 
 
 @main.command()
@@ -80,7 +81,8 @@ def settings_or_exit(config_file: Path | None, **overrides: Any) -> Settings:
     try:
         settings = load_settings(config_file, **overrides)
     except ValidationError as exc:
-        raise click.ClickException(f"invalid settings:\n{exc}") from None
+        raise click.ClickException(f"invalid settings:\n{settings_problems(exc.errors())}") \
+            from None
     if not settings.keys and not _is_loopback(settings.host):
         raise click.ClickException(
             f"refusing to listen on {settings.host} without API keys: anyone could write. "
@@ -118,7 +120,9 @@ def _log(settings: Settings, progress: Callable[[int, int | None], None]) -> Any
                              settings.id_retention_days * 86400, progress)
         return log
     except TallyboardError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise failure(exc) from exc
+    except ValueError as exc:  # an unsupported URL
+        raise click.ClickException(redact(str(exc))) from exc
 
 
 def _is_loopback(host: str) -> bool:
@@ -185,9 +189,9 @@ def _rebuild_store(log_url: str | None, store: str, prefix: str) -> None:
         finally:
             feed.close()
     except TallyboardError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    out.print(f"hot store {store} (prefix {prefix}): {batches:,} batches from {log_url} "
-              f"in {time.perf_counter() - started:.2f}s")
+        raise failure(exc) from exc
+    out.print(f"hot store {redact(store)} (prefix {prefix}): {batches:,} batches from "
+              f"{redact(str(log_url))} in {time.perf_counter() - started:.2f}s")
 
 
 @main.command()
@@ -207,5 +211,5 @@ def migrate(log_url: str) -> None:
     try:
         applied = apply(log_url)
     except TallyboardError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise failure(exc) from exc
     out.print(f"applied schema versions {applied}" if applied else "schema is up to date")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..redact import redact
 from .base import EventLog
 from .memory import MemoryLog
 from .sqlite import SQLiteLog
@@ -36,7 +37,7 @@ def log_from_url(url: str) -> EventLog:
         path = url.removeprefix("sqlite://")
         return SQLiteLog(path)
     if "://" in url:
-        raise ValueError(f"unsupported log URL {url!r}; use memory://, sqlite:///path, "
+        raise ValueError(f"unsupported log URL {redact(url)!r}; use memory://, sqlite:///path, "
                          "postgresql://… or a directory")
     return SQLiteLog(Path(url) / LOG_FILE)
 
