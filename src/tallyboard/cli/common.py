@@ -54,14 +54,16 @@ def replay_bar(source: str) -> Iterator[Callable[[int, int | None], None]]:
 
 
 @contextmanager
-def opened(data: Path | str, url: str | None,
-            key: str | None) -> Iterator[Tallyboard | RemoteTallyboard]:
+def opened(data: Path | str, url: str | None, key: str | None, *,
+           read_only: bool = False) -> Iterator[Tallyboard | RemoteTallyboard]:
+    """The server at `url`, else the embedded store in `data`: as its one writer (refused
+    while another process writes it), or `read_only` beside that writer (queries)."""
     try:
         if url:
             tb: Tallyboard | RemoteTallyboard = open_tallyboard(url, key=key)
         else:
             with replay_bar(str(data)) as on_replay:
-                tb = open_tallyboard(str(data), on_replay=on_replay)
+                tb = open_tallyboard(str(data), on_replay=on_replay, read_only=read_only)
     except TallyboardError as exc:
         raise failure(exc) from exc
     except (OSError, ValueError) as exc:

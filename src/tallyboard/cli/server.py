@@ -17,6 +17,7 @@ from ..engine import Tallyboard, tune_gc
 from ..errors import TallyboardError
 from ..redact import redact, settings_problems
 from ..settings import Settings, load_settings
+from ..stores.sqlite import SQLiteLog
 from . import main
 from .common import console, failure, opened, out, replay_bar
 
@@ -93,14 +94,24 @@ def settings_or_exit(config_file: Path | None, **overrides: Any) -> Settings:
 
 
 def open_engine(settings: Settings) -> Tallyboard:
-    """The engine the settings describe, rebuilt from its log with a progress bar."""
+    """The engine the settings describe, rebuilt from its log with a progress bar, for a
+    process serving HTTP on the settings' host and port (an embedded log's writer lock
+    names that URL, so a refused second writer is told to go through it)."""
     with replay_bar(settings.log_url) as on_replay:
         durable = _log(settings, on_replay)
         engine = Tallyboard(
             durable, default_config=settings.metric_defaults, skew=settings.skew_seconds,
             id_retention=settings.id_retention_days * 86400, on_replay=on_replay)
+    if isinstance(durable, SQLiteLog) and durable.writer is not None:
+        durable.writer.serving(_reachable_url(settings.host, settings.port))
     tune_gc()
     return engine
+
+
+def _reachable_url(host: str, port: int) -> str:
+    """Where a process on this machine reaches a server listening on `host`."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _log(settings: Settings, progress: Callable[[int, int | None], None]) -> Any:
@@ -164,7 +175,7 @@ def rebuild(data: Path, log_url: str | None, metric: str | None, space: str,
     if store:
         _rebuild_store(log_url, store, store_prefix)
         return
-    with opened(log_url or data, None, None) as tb:
+    with opened(log_url or data, None, None, read_only=metric is None) as tb:
         assert isinstance(tb, Tallyboard)
         out.print(f"replayed {tb.events_total:,} events into "
                   f"{int(tb.stats()['metrics'])} metrics in "
