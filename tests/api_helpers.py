@@ -105,7 +105,8 @@ def _app(engine: Tallyboard, settings: Settings | None, fresh: bool) -> FastAPI:
     settings = settings or Settings(keys=[])
     if fresh:
         return create_app(engine, settings)
-    key = settings.model_dump_json()
+    # API keys are SecretStr (dumped as ***): the secrets themselves tell settings apart
+    key = settings.model_dump_json() + repr([k.key.get_secret_value() for k in settings.keys])
     if key not in _shared:
         _shared[key] = create_app(engine, settings)
     _shared[key].state.engine = engine

@@ -192,21 +192,24 @@ class OwnPostgres:
 class OwnRedis:
     """A redis-server of a test's own on a free port (append-only file on, fsync always)."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
         from support import free_port
 
         self.root = Path(tempfile.mkdtemp(prefix="tallyboard-redis-"))
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         import redis
 
+        auth = ["--requirepass", self.password] if self.password else []
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.root), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             str(self.root), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             *auth], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with redis.Redis.from_url(self.url) as client:
             for _ in range(200):
                 with contextlib.suppress(redis.ConnectionError):

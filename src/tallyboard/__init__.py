@@ -24,6 +24,7 @@ from .errors import (
     BadQuery,
     BadRequest,
     Conflict,
+    DataInUse,
     Forbidden,
     InvalidEvent,
     NotFound,
@@ -37,7 +38,7 @@ from .stores import log_from_url, shared_log
 from .windows import Window
 
 __all__ = [
-    "Accepted", "BadQuery", "BadRequest", "Calendar", "Conflict", "Entry", "Event",
+    "Accepted", "BadQuery", "BadRequest", "Calendar", "Conflict", "DataInUse", "Entry", "Event",
     "Forbidden", "InvalidEvent", "Leaderboard", "MetricConfig", "NotFound", "Point", "Rank",
     "RateLimited", "RemoteTallyboard", "Run", "StoreUnavailable", "Streak", "Tallyboard",
     "TallyboardError", "TooLarge", "Unauthorized", "Window", "open", "tune_gc",
@@ -46,7 +47,7 @@ __all__ = [
 
 def open(url_or_path: str = "./tallyboard-data", *, clock: Callable[[], float] = time.time,
          key: str | None = None, store: str | None = None, store_prefix: str = "tb",
-         **options: Any) -> Tallyboard | RemoteTallyboard:
+         read_only: bool = False, **options: Any) -> Tallyboard | RemoteTallyboard:
     """Open a tallyboard: embedded from a path or URL, or a client of a running server.
 
     `url_or_path` is a data directory (``./tallyboard-data``), ``sqlite:///file``,
@@ -55,13 +56,17 @@ def open(url_or_path: str = "./tallyboard-data", *, clock: Callable[[], float] =
     embedded store rebuilds its state from the durable log on open; `options`
     go to `Tallyboard` (``default_config``, ``skew``, ``id_retention``).
 
+    One process at a time writes an embedded store: opening a second raises DataInUse
+    naming the first. `read_only` opens it beside that writer to query what it has
+    committed (writes are refused); to write, go through the writer's server by URL.
+
     `store` (``redis://host:port/db``, a Redis or Redis Cluster) shares a PostgreSQL
     log's state with every other server and process opened on the same store and
     `store_prefix`: each sees all the others' writes before it answers.
     """
     if url_or_path.startswith(("http://", "https://")):
         return RemoteTallyboard(url_or_path, key=key)
-    log = log_from_url(url_or_path)
+    log = log_from_url(url_or_path, read_only=read_only)
     if store is not None:
         log = shared_log(log, store, store_prefix,
                          options.get("id_retention", 7 * 86400))

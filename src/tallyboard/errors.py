@@ -9,7 +9,8 @@
     ├── Forbidden         403  forbidden       scope or space not allowed
     ├── NotFound          404  not_found       unknown metric or route (also a LookupError)
     ├── Conflict          409  conflict        calendar/dimension change on a metric with data
-    │   └── OutOfOrder    409  out_of_order    presence older than what was seen for it
+    │   ├── OutOfOrder    409  out_of_order    presence older than what was seen for it
+    │   └── DataInUse     409  data_in_use     another process writes this embedded log
     ├── TooLarge          413  too_large       more than 10,000 events or 10 MiB
     ├── InvalidEvent      422  invalid_event   one event of a batch is invalid (index, field)
     ├── RateLimited       429  rate_limited    transient, carries retry_after
@@ -77,6 +78,13 @@ class OutOfOrder(Conflict):
     """A presence operation older than one already applied for that member and room."""
 
     code = "out_of_order"
+
+
+class DataInUse(Conflict):
+    """Another process holds the embedded log's writer lock (`pid`, and `url` when it is
+    a server): a second writer would diverge from it."""
+
+    code = "data_in_use"
 
 
 class TooLarge(TallyboardError):

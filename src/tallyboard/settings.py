@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,15 +22,29 @@ Scope = Literal["read", "write", "admin"]
 
 
 class ApiKey(BaseModel):
-    """One API key: what it may do (scopes) and where (spaces; ``*`` is every space)."""
+    """One API key: what it may do (scopes) and where (spaces; ``*`` is every space).
 
-    key: str = Field(min_length=8)
+    The key is a SecretStr and no settings model echoes its input in an error: a key,
+    token or password never appears in a message or a log."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    key: SecretStr
     scopes: list[Scope] = ["read"]
     spaces: list[str] = ["*"]
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8:
+            raise ValueError("an API key needs at least 8 characters")
+        return value
 
 
 class DiscordSettings(BaseModel):
     """`tallyboard discord`: the bot's token, where its tallyboard and its state live."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     token: SecretStr | None = None
     api_url: str = "https://discord.com/api/v10"
@@ -45,7 +59,7 @@ class Settings(BaseSettings):
     """Everything `tallyboard serve` can be told."""
 
     model_config = SettingsConfigDict(env_prefix="TALLYBOARD_", env_nested_delimiter="__",
-                                      extra="forbid")
+                                      extra="forbid", hide_input_in_errors=True)
 
     host: str = "127.0.0.1"
     port: int = 8080

@@ -59,7 +59,7 @@ def engine(request: Request) -> Tallyboard:
 def caller(request: Request) -> Principal:
     """Authenticate the request (the key ring answers OPEN when no keys are configured)."""
     principal: Principal = request.app.state.keys.authenticate(
-        request.headers.get("authorization"))
+        request.headers.get("authorization"), request.client.host if request.client else None)
     return principal
 
 

@@ -20,6 +20,7 @@ import orjson
 
 from ..calendar import Calendar
 from ..engine import Tallyboard, tune_gc
+from ..redact import redact
 from ..stores import log_from_url
 from ..windows import Window
 from .baseline import SeedBaseline, start_of_year
@@ -109,9 +110,9 @@ def _command(names: list[str], scale: float, queries: int, http: bool,
     if not http:
         parts.append("--no-http")
     if pg:
-        parts.append(f"--pg {pg}")
+        parts.append(f"--pg {redact(pg)}")
     if redis:
-        parts.append(f"--redis {redis}")
+        parts.append(f"--redis {redact(redis)}")
     return " ".join(parts)
 
 

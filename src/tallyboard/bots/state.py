@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import StoreUnavailable
+from ..redact import redact
 
 ErrorKind = Literal["command", "general"]
 STATE_FILE = "discord.sqlite3"
@@ -228,7 +229,7 @@ def open_state(url: str) -> BotState:
     elif url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
     elif "://" in url:
-        raise ValueError(f"unsupported bot state URL {url!r}; use sqlite:///path, "
+        raise ValueError(f"unsupported bot state URL {redact(url)!r}; use sqlite:///path, "
                          "postgresql://…, memory:// or a directory")
     else:
         path = str(Path(url) / STATE_FILE)

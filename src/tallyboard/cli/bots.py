@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 import httpx
-import yarl
 from rich.table import Table
 
 from ..errors import TallyboardError
+from ..redact import redact
 from ..settings import Settings
 from . import main
 from .common import console, out
@@ -70,7 +70,7 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
     try:
         state = open_state(d.state or _default_state(settings))
     except (TallyboardError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(redact(str(exc))) from exc
     if d.url:
         tally: Any = RemoteTallyboard(d.url, key=d.key.get_secret_value() if d.key else None)
         app = create_bot_app(state, settings)
@@ -82,9 +82,8 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
         registry = app.state.telemetry.registry
     bot = StatsBot(tally, state, BotMetrics(registry), metric=d.metric,
                    sync_commands=d.sync_commands)
-    where = yarl.URL(d.url or settings.log_url)
-    where = where.with_password(None) if where.is_absolute() else where  # no secret in logs
-    console.print(f"[green]tallyboard discord[/] reporting to {where}; "
+    console.print(f"[green]tallyboard discord[/] reporting to "
+                  f"{redact(d.url or settings.log_url)}; "
                   f"HTTP on http://{settings.host}:{settings.port}")
     try:
         asyncio.run(serve(bot, d.token.get_secret_value(), app, settings.host,
@@ -159,7 +158,7 @@ def _errors_from(url: str | None, key: str | None, state_url: str, limit: int,
             r = httpx.get(url.rstrip("/") + "/v1/bot/errors", params=params, headers=headers,
                           timeout=30)
         except httpx.TransportError as exc:
-            raise click.ClickException(f"cannot reach {url}: {exc}") from exc
+            raise click.ClickException(redact(f"cannot reach {url}: {exc}")) from exc
         if r.status_code != 200:
             raise click.ClickException(f"{r.status_code}: {r.text[:300]}")
         got: list[dict[str, Any]] = r.json()["errors"]
@@ -172,7 +171,7 @@ def _errors_from(url: str | None, key: str | None, state_url: str, limit: int,
     try:
         state = open_state(state_url)
     except (TallyboardError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(redact(str(exc))) from exc
     try:
         return [e.to_dict() for e in state.errors(limit=limit, kind=kind,  # type: ignore[arg-type]
                                                   guild=guild)]

@@ -22,6 +22,7 @@ from .. import open as open_tallyboard
 from ..client import RemoteTallyboard
 from ..engine import Tallyboard
 from ..errors import TallyboardError
+from ..redact import redact
 
 console = Console(stderr=True)
 out = Console()
@@ -48,27 +49,36 @@ def replay_bar(source: str) -> Iterator[Callable[[int, int | None], None]]:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("batches"), TimeRemainingColumn(), console=console,
                   transient=True) as bar:
-        task = bar.add_task(f"rebuilding from {source}", total=None)
+        task = bar.add_task(f"rebuilding from {redact(source)}", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @contextmanager
-def opened(data: Path | str, url: str | None,
-            key: str | None) -> Iterator[Tallyboard | RemoteTallyboard]:
+def opened(data: Path | str, url: str | None, key: str | None, *,
+           read_only: bool = False) -> Iterator[Tallyboard | RemoteTallyboard]:
+    """The server at `url`, else the embedded store in `data`: as its one writer (refused
+    while another process writes it), or `read_only` beside that writer (queries)."""
     try:
         if url:
             tb: Tallyboard | RemoteTallyboard = open_tallyboard(url, key=key)
         else:
             with replay_bar(str(data)) as on_replay:
-                tb = open_tallyboard(str(data), on_replay=on_replay)
+                tb = open_tallyboard(str(data), on_replay=on_replay, read_only=read_only)
+    except TallyboardError as exc:
+        raise failure(exc) from exc
     except (OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(redact(str(exc))) from exc
     try:
         yield tb
     except TallyboardError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise failure(exc) from exc
     finally:
         tb.close()
+
+
+def failure(exc: TallyboardError) -> click.ClickException:
+    """A tallyboard error as the command's exit message, credentials redacted."""
+    return click.ClickException(redact(f"{exc.code}: {exc.message}"))
 
 
 def parse_tag(text: str | None) -> tuple[str, str] | None:

@@ -70,7 +70,7 @@ def snapshot(room: str, members: tuple[str, ...], ts: str | None, data: Path,
 @store_options
 def rooms(data: Path, url: str | None, key: str | None, space: str) -> None:
     """Rooms with someone present, most crowded first."""
-    with opened(data, url, key) as tb:
+    with opened(data, url, key, read_only=True) as tb:
         found = tb.rooms(space=space)
     table = Table(title=f"rooms in {space}", title_justify="left")
     table.add_column("room")
@@ -88,7 +88,7 @@ def rooms(data: Path, url: str | None, key: str | None, space: str) -> None:
 def migrations(start: str | None, end: str | None, member: str | None, data: Path,
                url: str | None, key: str | None, space: str) -> None:
     """Moves between rooms, counted per pair."""
-    with opened(data, url, key) as tb:
+    with opened(data, url, key, read_only=True) as tb:
         got = tb.migrations(start=start, end=end, member=member, space=space)
     table = Table(title="migrations", title_justify="left")
     for col in ("from", "to", "count"):

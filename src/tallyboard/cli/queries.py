@@ -1,4 +1,5 @@
-"""Query commands: top, sum, rank, streak."""
+"""Query commands: top, sum, rank, streak. They only read, so on a data directory they
+open it read-only and work beside a server that writes it."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def top(metric: str, window: str, n: int, offset: int, at: str | None, start: st
         tallyboard top study_seconds --window week -n 20
         tallyboard top points --window rolling:24h --tag activity=run
     """
-    with opened(data, url, key) as tb:
+    with opened(data, url, key, read_only=True) as tb:
         board = tb.leaderboard(metric, window=window, n=n, offset=offset, at=at, start=start,
                                end=end, space=space, tag=parse_tag(tag))
     if as_json:
@@ -67,7 +68,7 @@ def sum_(metric: str, member: str, start: str | None, end: str | None, tag: str 
     \b
         tallyboard sum points alice --start 2026-11-01T00:00:00Z
     """
-    with opened(data, url, key) as tb:
+    with opened(data, url, key, read_only=True) as tb:
         out.print(tb.sum(metric, member, start=start, end=end, space=space, tag=parse_tag(tag)))
 
 
@@ -87,7 +88,7 @@ def rank(metric: str, member: str, window: str, radius: int, at: str | None, tag
     \b
         tallyboard rank points alice --window month --radius 3
     """
-    with opened(data, url, key) as tb:
+    with opened(data, url, key, read_only=True) as tb:
         got = tb.rank(metric, member, window=window, radius=radius, at=at, space=space,
                       tag=parse_tag(tag))
     if got.rank is None:
@@ -115,7 +116,7 @@ def streak(metric: str, member: str, minimum: int, at: str | None, timezone: str
     \b
         tallyboard streak study_seconds alice --min 1800 --timezone Asia/Kolkata
     """
-    with opened(data, url, key) as tb:
+    with opened(data, url, key, read_only=True) as tb:
         got = tb.streak(metric, member, min=minimum, at=at, timezone=timezone,
                         day_start=day_start, space=space)
     for name, run in (("current", got.current), ("longest", got.longest)):

@@ -15,9 +15,11 @@ from pydantic import ValidationError
 
 from ..engine import Tallyboard, tune_gc
 from ..errors import TallyboardError
+from ..redact import redact, settings_problems
 from ..settings import Settings, load_settings
+from ..stores.sqlite import SQLiteLog
 from . import main
-from .common import console, opened, out, replay_bar
+from .common import console, failure, opened, out, replay_bar
 
 
 @main.command()
@@ -80,7 +82,8 @@ def settings_or_exit(config_file: Path | None, **overrides: Any) -> Settings:
     try:
         settings = load_settings(config_file, **overrides)
     except ValidationError as exc:
-        raise click.ClickException(f"invalid settings:\n{exc}") from None
+        raise click.ClickException(f"invalid settings:\n{settings_problems(exc.errors())}") \
+            from None
     if not settings.keys and not _is_loopback(settings.host):
         raise click.ClickException(
             f"refusing to listen on {settings.host} without API keys: anyone could write. "
@@ -91,14 +94,24 @@ def settings_or_exit(config_file: Path | None, **overrides: Any) -> Settings:
 
 
 def open_engine(settings: Settings) -> Tallyboard:
-    """The engine the settings describe, rebuilt from its log with a progress bar."""
+    """The engine the settings describe, rebuilt from its log with a progress bar, for a
+    process serving HTTP on the settings' host and port (an embedded log's writer lock
+    names that URL, so a refused second writer is told to go through it)."""
     with replay_bar(settings.log_url) as on_replay:
         durable = _log(settings, on_replay)
         engine = Tallyboard(
             durable, default_config=settings.metric_defaults, skew=settings.skew_seconds,
             id_retention=settings.id_retention_days * 86400, on_replay=on_replay)
+    if isinstance(durable, SQLiteLog) and durable.writer is not None:
+        durable.writer.serving(_reachable_url(settings.host, settings.port))
     tune_gc()
     return engine
+
+
+def _reachable_url(host: str, port: int) -> str:
+    """Where a process on this machine reaches a server listening on `host`."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _log(settings: Settings, progress: Callable[[int, int | None], None]) -> Any:
@@ -118,7 +131,9 @@ def _log(settings: Settings, progress: Callable[[int, int | None], None]) -> Any
                              settings.id_retention_days * 86400, progress)
         return log
     except TallyboardError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise failure(exc) from exc
+    except ValueError as exc:  # an unsupported URL
+        raise click.ClickException(redact(str(exc))) from exc
 
 
 def _is_loopback(host: str) -> bool:
@@ -162,7 +177,7 @@ def rebuild(data: Path, log_url: str | None, metric: str | None, space: str,
     if store:
         _rebuild_store(log_url, store, store_prefix)
         return
-    with opened(log_url or data, None, None) as tb:
+    with opened(log_url or data, None, None, read_only=metric is None) as tb:
         assert isinstance(tb, Tallyboard)
         out.print(f"replayed {tb.events_total:,} events into "
                   f"{int(tb.stats()['metrics'])} metrics in "
@@ -187,10 +202,10 @@ def _rebuild_store(log_url: str | None, store: str, prefix: str) -> None:
         finally:
             feed.close()
     except TallyboardError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    out.print(f"hot store {store} (prefix {prefix}): {batches:,} batches from {log_url} "
-              f"in {time.perf_counter() - started:.2f}s, and the writes servers made "
-              "meanwhile")
+        raise failure(exc) from exc
+    out.print(f"hot store {redact(store)} (prefix {prefix}): {batches:,} batches from "
+              f"{redact(str(log_url))} in {time.perf_counter() - started:.2f}s, and the "
+              "writes servers made meanwhile")
 
 
 @main.command()
@@ -210,5 +225,5 @@ def migrate(log_url: str) -> None:
     try:
         applied = apply(log_url)
     except TallyboardError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise failure(exc) from exc
     out.print(f"applied schema versions {applied}" if applied else "schema is up to date")

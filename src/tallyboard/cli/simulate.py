@@ -67,7 +67,7 @@ def reactions(matches: int, users: int, rate: float, duration: float, every: flo
         if url and not log_url:
             found, where = _events_in(tb, space), "the server (hot state; --log counts the log)"
     if not url:
-        with opened(data, None, None) as again:  # a fresh replay of the log on disk
+        with opened(data, None, None, read_only=True) as again:  # a fresh replay from disk
             found, where = _events_in(again, space), f"the durable log in {data}"
     elif log_url:
         found, where = _count_in_log(log_url, space, counts.accepted), "the durable log"

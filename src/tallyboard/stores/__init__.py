@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..redact import redact
 from .base import EventLog
 from .memory import MemoryLog
 from .sqlite import SQLiteLog
@@ -23,9 +24,12 @@ def buffered_log(url: str, buffer: str, max_entries: int = 100_000) -> EventLog:
     return BufferedLog(PostgresLog(url), buffer, max_entries=max_entries)
 
 
-def log_from_url(url: str) -> EventLog:
+def log_from_url(url: str, *, read_only: bool = False) -> EventLog:
     """``memory://``, ``sqlite:///path/file.sqlite3``, ``postgresql://...`` (migrated on
-    open), or a directory path (embedded)."""
+    open), or a directory path (embedded).
+
+    An embedded log has one writer (a second raises DataInUse); `read_only` opens it
+    beside the writer, to query, taking no lock. Other logs are shared by design."""
     if url.startswith("memory://"):
         return MemoryLog()
     if url.startswith(("postgresql://", "postgres://")):
@@ -34,11 +38,11 @@ def log_from_url(url: str) -> EventLog:
         return PostgresLog(url)
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
-        return SQLiteLog(path)
+        return SQLiteLog(path, read_only=read_only)
     if "://" in url:
-        raise ValueError(f"unsupported log URL {url!r}; use memory://, sqlite:///path, "
+        raise ValueError(f"unsupported log URL {redact(url)!r}; use memory://, sqlite:///path, "
                          "postgresql://… or a directory")
-    return SQLiteLog(Path(url) / LOG_FILE)
+    return SQLiteLog(Path(url) / LOG_FILE, read_only=read_only)
 
 
 def shared_log(durable: EventLog, store: str, prefix: str = "tb",

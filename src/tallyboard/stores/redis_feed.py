@@ -26,6 +26,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from ..errors import StoreUnavailable
+from ..redact import redact
 from .base import Batch, Entry, EventLog, Journal, MetricKey, StateReset
 from .batches import by_space, decode, encode, ids_of, wanted, without
 
@@ -121,7 +122,7 @@ def connect(url: str) -> Client:
             return RedisCluster.from_url(url, socket_timeout=5)
         return single
     except (redis.RedisError, RedisClusterException) as exc:
-        raise StoreUnavailable(f"the hot store (Redis at {url}) is unavailable: {exc}") \
+        raise StoreUnavailable(f"the hot store (Redis at {redact(url)}) is unavailable: {exc}") \
             from exc
 
 

@@ -2,6 +2,8 @@
 
 A batch is one compact JSON row, so a durable write costs one insert and one fsync
 whatever its size. ``synchronous=FULL``: a commit survives kill -9 and power loss.
+One process writes a log (it holds the WriterLock beside it); any number may open it
+`read_only` beside the writer, to replay and query what was committed.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import orjson
 
 from ..core.columns import Columns
 from ..core.events import Event
-from ..errors import StoreUnavailable
+from ..errors import Conflict, StoreUnavailable
 from ..presence.ledger import PresenceOp
 from ..presence.ops import PresenceBatch
 from .base import PRESENCE_KEY, Appended, Batch, EventLog, MetricKey
 from .group_commit import GroupCommit
+from .writer_lock import WriterLock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -40,21 +43,55 @@ CREATE TABLE IF NOT EXISTS metrics (
 
 
 class SQLiteLog(EventLog):
-    """Durable log in one SQLite file; safe to share between threads (one writer lock)."""
+    """Durable log in one SQLite file; safe to share between threads (one writer lock).
 
-    def __init__(self, path: str | Path) -> None:
+    The writer holds `writer` (``<file>.lock``) until `close`: opening a second writer
+    raises DataInUse naming the first. A `read_only` log takes no lock and refuses
+    writes; a file that does not exist yet reads as empty (and is not created)."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self.writer: WriterLock | None = None
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
         self._group: GroupCommit[Appended, Collection[int]] = GroupCommit(self._write_group)
+        if read_only:
+            self._db = self._reader(check_same_thread=False)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = WriterLock(self.path.with_name(self.path.name + ".lock"), self.path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except BaseException:
+            self.writer.release()
+            raise
+
+    def _reader(self, check_same_thread: bool = True) -> sqlite3.Connection:
+        """A connection for reads: the file itself (read-only unless this is the writer),
+        or an empty schema in memory when a read-only log's file does not exist yet."""
+        if not self.read_only:
+            return sqlite3.connect(self.path, isolation_level=None)
+        if not self.path.exists():
+            empty = sqlite3.connect(":memory:", check_same_thread=check_same_thread)
+            empty.executescript(SCHEMA)
+            return empty
+        return sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True,
+                               isolation_level=None, check_same_thread=check_same_thread)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise Conflict(f"{self.path} was opened read-only (to query beside its writer); "
+                           "write through the process that writes it")
 
     def append(self, received_at: float, events: Batch,
                configs: Mapping[MetricKey, Mapping[str, Any]]) -> Collection[int]:
-        # One process owns the file: the engine's id memory is the whole truth.
+        self._writable()
+        # One process owns the file (the writer lock): the engine's id memory is the
+        # whole truth.
         return self._group.submit((received_at, events, configs))
 
     @staticmethod
@@ -96,7 +133,7 @@ class SQLiteLog(EventLog):
                              (space, metric, orjson.dumps(dict(cfg)).decode()))
 
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
-        reader = sqlite3.connect(self.path, isolation_level=None)
+        reader = self._reader()
         try:
             sql = "SELECT received_at, events FROM batches"
             args: tuple[str, ...] = ()
@@ -123,6 +160,7 @@ class SQLiteLog(EventLog):
             reader.close()
 
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
+        self._writable()
         with self._lock:
             try:
                 self._put_configs({key: config})
@@ -153,3 +191,5 @@ class SQLiteLog(EventLog):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self.writer is not None:
+                self.writer.release()
