@@ -13,7 +13,13 @@ counts credited seconds session by session. Nothing here shares code with `tally
   ``room``). Open sessions are credited up to ``at`` (boards) or ``now`` (sum, series).
 - A migration pairs a leave from A and a join to B != A of the same member at most
   ``migration_window`` seconds apart; joins and leaves that changed something are taken in
-  time order, and each pairs with the oldest unpaired opposite one in the window.
+  time order, and each pairs with the oldest unpaired opposite one in the window that it
+  may pair with: the pair must be a move from A to B, so just before the first of the two
+  the member is in A (in the session the leave ends) and not in B, and just after the
+  second in B (in the session the join began) and not in A. (For a
+  join made first this is SPEC's "while the member is still in A": a join to B made
+  before the session in A began never pairs with its leave. The rest, which docs/api.md
+  states, is the same rule seen from the other end.)
 """
 
 from __future__ import annotations
@@ -61,13 +67,15 @@ class Session:
 
 @dataclass(frozen=True)
 class Move:
-    """A join or leave that changed something; ``seq`` is its arrival order."""
+    """A join or leave that changed something; ``seq`` is its arrival order, ``session``
+    numbers the session the join opened or the leave closed."""
 
     kind: str
     member: str
     room: str
     ts: int
     seq: int
+    session: int
 
 
 @dataclass(frozen=True)
@@ -95,11 +103,14 @@ def derive(ops: Iterable[Op], migration_window: int = 300,
     d = Derived()
     closed: list[Session] = []
     heard: dict[str, int] = {}  # room -> last time anything was heard about it
+    session_of: dict[tuple[str, str], int] = {}  # (member, room) -> its open session
     seq = 0
 
     def move(kind: str, member: str, room: str, ts: int) -> None:
         nonlocal seq
-        d.moves.append(Move(kind, member, room, ts, seq))
+        if kind == "join":
+            session_of[(member, room)] = seq
+        d.moves.append(Move(kind, member, room, ts, seq, session_of[(member, room)]))
         seq += 1
 
     for op in ops:
@@ -144,16 +155,47 @@ def derive(ops: Iterable[Op], migration_window: int = 300,
 
 def match_migrations(moves: Sequence[Move], window: int) -> list[Migration]:
     """Greedy pairing in time order: each move takes the oldest unpaired opposite move of
-    the same member, in another room, at most `window` seconds before it."""
+    the same member that it may pair with (`may_pair`)."""
+
+    def order(mv: Move) -> tuple[int, int]:
+        return mv.ts, mv.seq
+
+    opened = {mv.session: mv for mv in moves if mv.kind == "join"}
+    closed = {mv.session: mv for mv in moves if mv.kind == "leave"}
+    spans = [(j.member, j.room, order(j), order(closed[s]) if s in closed else None)
+             for s, j in opened.items()]
+
+    def present(member: str, room: str, point: tuple[int, int], after: bool) -> bool:
+        """Whether `member` is in `room` just before (or after) the move at `point`."""
+        return any(m == member and r == room and (lo <= point if after else lo < point)
+                   and (hi is None or (hi > point if after else hi >= point))
+                   for m, r, lo, hi in spans)
+
+    def may_pair(leave: Move, join: Move) -> bool:
+        """A move from the left room to the joined one: in the window, and just before the
+        first of the two the member is in the session the leave ends and not in the joined
+        room, just after the second in the session the join began and not in the left
+        room."""
+        if join.member != leave.member or join.room == leave.room:
+            return False
+        if abs(join.ts - leave.ts) > window:
+            return False
+        m, a, b = leave.member, leave.room, join.room
+        first, second = sorted((order(leave), order(join)))
+        ended = closed.get(join.session)
+        return (order(opened[leave.session]) < first and not present(m, b, first, after=False)
+                and (ended is None or order(ended) > second)
+                and not present(m, a, second, after=True))
+
     unpaired: list[Move] = []
     found: list[Migration] = []
-    for mv in sorted(moves, key=lambda x: (x.ts, x.seq)):
-        partners = [o for o in unpaired if o.member == mv.member and o.kind != mv.kind
-                    and o.room != mv.room and mv.ts - o.ts <= window]
+    for mv in sorted(moves, key=order):
+        partners = [o for o in unpaired if o.kind != mv.kind
+                    and (may_pair(o, mv) if mv.kind == "join" else may_pair(mv, o))]
         if not partners:
             unpaired.append(mv)
             continue
-        other = min(partners, key=lambda x: (x.ts, x.seq))
+        other = min(partners, key=order)
         unpaired.remove(other)
         leave, join = (other, mv) if mv.kind == "join" else (mv, other)
         found.append(Migration(mv.member, leave.room, join.room, join.ts))

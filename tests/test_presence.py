@@ -70,7 +70,12 @@ CAL = Cal("Europe/Berlin", "02:30", "sunday")
 BASES = (1743298200 - 3 * HOUR, 1761438600 - 2 * HOUR, 1749947400 - 600)
 DTS = (0, 0, 1, 2, 3, 5, 59, 61, 299, 301, 1800, HOUR, 5400)
 LEADS = (0, 0, 0, 1, 30, 60)  # how far an operation's ts may be ahead of the clock
-KINDS = ("join",) * 4 + ("leave",) * 3 + ("snapshot",) * 2 + ("tick", "resend", "late")
+# "move" leaves a room the member is in and joins another at once (leave first, or the new
+# room opened first), "exit" leaves a room the member is in: together they make "join A,
+# move to B, leave B" and its relatives common. "back" sends a join or leave dated before
+# the newest op, for another room (accepted) or the same one (refused).
+KINDS = ("join",) * 4 + ("leave",) * 2 + ("snapshot",) * 2 + ("move",) * 3 + \
+    ("exit",) * 2 + ("tick", "resend", "late", "back")
 WINDOWS = ("all", "day", "week", "month", "rolling:90s", "rolling:1h", "rolling:1d")
 
 Step = tuple[str, str, str, tuple[str, ...], int, int]
@@ -182,10 +187,29 @@ def _check_migrations(tb: Tallyboard, ref: Reference, mid: int) -> None:
                  for m in sorted(ref.migrations(**f), key=lambda m: m.ts)], f
 
 
+def _rooms_of(ref: Reference, member: str) -> list[str]:
+    return sorted(r for (m, r) in ref.state.present if m == member)
+
+
 def _run(tb: Tallyboard, ref: Reference, clock: Clock, base: int,
          steps: Sequence[Step]) -> None:
     t = base
     sent: list[tuple[Op, str]] = []
+
+    def send(batch: list[Op]) -> None:
+        """Post `batch` (with fresh ids); accepted whole, or refused at the op the
+        reference names as out of order."""
+        ids = [f"op-{len(sent) + i}" for i in range(len(batch))]
+        late = ref.submit(batch)
+        if late is None:
+            assert tb.presence([op.to_json(i) for op, i in zip(batch, ids, strict=True)]) \
+                == Accepted(len(batch), 0)
+            sent.extend(zip(batch, ids, strict=True))
+            return
+        with pytest.raises(OutOfOrder) as caught:
+            tb.presence([op.to_json(i) for op, i in zip(batch, ids, strict=True)])
+        assert caught.value.details["index"] == late
+
     for kind, room, member, members, dt, lead in steps:
         if kind == "tick":
             clock.now += dt
@@ -208,15 +232,23 @@ def _run(tb: Tallyboard, ref: Reference, clock: Clock, base: int,
                 with pytest.raises(OutOfOrder) as caught:
                     tb.presence([good.to_json(), late.to_json()])
                 assert caught.value.details["index"] == 1
+        elif kind == "back":
+            send([Op("join" if lead % 2 else "leave", room, max(base, t - dt), member)])
         else:
             t += dt
             clock.now = max(clock.now, t - lead)
-            op = (Op(kind, room, t, members=members) if kind == "snapshot"
-                  else Op(kind, room, t, member))
-            op_id = f"op-{len(sent)}"
-            assert ref.submit([op]) is None
-            assert tb.presence([op.to_json(op_id)]) == Accepted(1, 0)
-            sent.append((op, op_id))
+            here = _rooms_of(ref, member)
+            if kind == "snapshot":
+                send([Op(kind, room, t, members=members)])
+            elif kind in ("join", "leave"):
+                send([Op(kind, room, t, member)])
+            elif kind == "exit":
+                send([Op("leave", here[dt % len(here)] if here else room, t, member)])
+            else:  # a move: out of one of the member's rooms (if any) into another
+                old = here[dt % len(here)] if here else room
+                new = room if room != old else ROOMS[(ROOMS.index(room) + 1) % len(ROOMS)]
+                out, into = Op("leave", old, t, member), Op("join", new, t, member)
+                send([into, out] if lead % 2 else [out, into])
         _check_hot(tb, ref, clock.now)
 
 
@@ -392,6 +424,77 @@ def test_ids_are_idempotent() -> None:
     assert tb.presence([leave("r", "ann", T - 10, id="l1")]) == Accepted(0, 1)
     assert [s["end"] for s in tb.sessions("ann")] == [T - 10, None]
     assert tb.presence([op], space="elsewhere") == Accepted(1, 0)  # ids are per space
+
+
+# "join A, move to B, leave B", the move made four ways: a Discord move (leave and join at
+# the same second), the new stream opened first at the same second, and either order with
+# the two a few seconds apart.
+MOVES = {"discord": (leave("a", "ann", T - 200), join("b", "ann", T - 200)),
+         "opened_first": (join("b", "ann", T - 200), leave("a", "ann", T - 200)),
+         "leave_then_join": (leave("a", "ann", T - 200), join("b", "ann", T - 190)),
+         "join_then_leave": (join("b", "ann", T - 210), leave("a", "ann", T - 200))}
+
+
+def _join_move_leave(separately: bool, kind: str) -> list[list[dict[str, Any]]]:
+    ops = [join("a", "ann", T - 300), *MOVES[kind], leave("b", "ann", T - 100)]
+    return [[op] for op in ops] if separately else [ops]
+
+
+@pytest.mark.parametrize("separately", [False, True])
+@pytest.mark.parametrize("kind", sorted(MOVES))
+def test_join_move_leave_is_one_migration_not_also_back(kind: str, separately: bool) -> None:
+    """SPEC §7: the join to A was made before the session in B began, so it never pairs
+    with that session's leave: A -> B once, never also B -> A."""
+    tb = _open(Clock(T))
+    for batch in _join_move_leave(separately, kind):
+        tb.presence(batch)
+    join_ts = MOVES[kind][0 if MOVES[kind][0]["type"] == "join" else 1]["ts"]
+    assert tb.migrations(member="ann") == {
+        "migrations": [{"from": "a", "to": "b", "count": 1}],
+        "moves": [{"member": "ann", "from": "a", "to": "b", "ts": join_ts}]}
+    tb.set_presence(migration_window=600)  # replayed with the new window: still once
+    assert tb.migrations()["migrations"] == [{"from": "a", "to": "b", "count": 1}]
+
+
+@pytest.mark.parametrize(("ops", "want"), [
+    # in A, visit B and come back, leave A (and rejoin it): no move from A to B or back
+    ([join("a", "ann", T - 90), join("b", "ann", T - 80), leave("b", "ann", T - 70),
+      leave("a", "ann", T - 60), join("a", "ann", T - 50)], []),
+    # in A, open B and C, close A (A -> B), close C, close B, rejoin B: only A -> B
+    ([join("a", "ann", T - 90), join("b", "ann", T - 80), join("c", "ann", T - 70),
+      leave("a", "ann", T - 60), leave("c", "ann", T - 50), leave("b", "ann", T - 40),
+      join("b", "ann", T - 30)], [("a", "b", T - 80)]),
+    # the same, B closed before C: C outlives B, so B -> C as well
+    ([join("a", "ann", T - 90), join("b", "ann", T - 80), join("c", "ann", T - 70),
+      leave("a", "ann", T - 60), leave("b", "ann", T - 50), leave("c", "ann", T - 40)],
+     [("a", "b", T - 80), ("b", "c", T - 70)]),
+    # leave A, rejoin A, open B, leave A: one move, at the open of B
+    ([join("a", "ann", T - 90), leave("a", "ann", T - 80), join("a", "ann", T - 70),
+      join("b", "ann", T - 60), leave("a", "ann", T - 50)], [("a", "b", T - 60)]),
+    # in A and B, leave B, then move from A to B: A -> B once (the leave of B, made
+    # while in A, pairs with nothing)
+    ([join("a", "ann", T - 90), join("b", "ann", T - 80), leave("b", "ann", T - 70),
+      leave("a", "ann", T - 60), join("b", "ann", T - 60)], [("a", "b", T - 60)]),
+    # a real round trip counts both ways
+    ([join("a", "ann", T - 90), leave("a", "ann", T - 80), join("b", "ann", T - 80),
+      leave("b", "ann", T - 70), join("a", "ann", T - 70)],
+     [("a", "b", T - 80), ("b", "a", T - 70)]),
+])
+def test_only_moves_from_one_room_to_another_are_migrations(
+        ops: list[dict[str, Any]], want: list[tuple[str, str, int]]) -> None:
+    """docs/api.md: just before the first of the pair the member is in the left room and
+    not the joined one, just after the second the reverse; the spec's wording alone would
+    count a move both ways in some of these."""
+    tb = _open(Clock(T))
+    tb.presence(ops)
+    got = tb.migrations(member="ann")["moves"]
+    assert [(m["from"], m["to"], m["ts"]) for m in got] == want
+    rooms = sorted({op["room"] for op in ops})
+    for order in (rooms, rooms[::-1]):  # room by room: out of time order, same moves
+        again = _open(Clock(T))
+        for room in order:
+            again.presence([op for op in ops if op["room"] == room])
+        assert again.migrations(member="ann")["moves"] == got, order
 
 
 def test_presence_metric_refuses_events_and_can_be_renamed() -> None:
@@ -577,6 +680,19 @@ def test_migrations_endpoint_and_filters(http: TestClient) -> None:
     moves = http.get("/v1/migrations", params={"member": "ann"}).json()
     assert moves["moves"] == [{"member": "ann", "from": "a", "to": "b", "ts": T - 3700}]
     assert moves["migrations"] == [{"from": "a", "to": "b", "count": 1}]
+
+
+@pytest.mark.parametrize("separately", [False, True])
+@pytest.mark.parametrize("kind", sorted(MOVES))
+def test_join_move_leave_is_one_migration_over_http(http: TestClient, kind: str,
+                                                    separately: bool) -> None:
+    for batch in _join_move_leave(separately, kind):
+        assert http.post("/v1/presence", json=batch).status_code == 200
+    assert http.get("/v1/migrations").json() == {
+        "migrations": [{"from": "a", "to": "b", "count": 1}]}
+    assert http.get("/v1/migrations", params={"from": "b"}).json() == {"migrations": []}
+    moves = http.get("/v1/migrations", params={"member": "ann"}).json()["moves"]
+    assert [(m["from"], m["to"]) for m in moves] == [("a", "b")]
 
 
 def test_metrics_count_noops_and_outcomes(http: TestClient) -> None:

@@ -76,13 +76,15 @@ class _Move(NamedTuple):
 
 @dataclass
 class _Moves:
-    """One member's moves in time order, the migrations they pair into, and the moves
-    still unpaired (oldest first) that a later move may pair with."""
+    """One member's moves in time order, the migrations they pair into, the moves still
+    unpaired (oldest first) that a later move may pair with, and, as of the last move
+    paired, the join that opened each room's current session."""
 
     moves: list[_Move] = field(default_factory=list)
     migrations: list[Migration] = field(default_factory=list)
-    leaves: deque[_Move] = field(default_factory=deque)
+    leaves: deque[tuple[_Move, frozenset[str]]] = field(default_factory=deque)  # + rooms in
     joins: deque[_Move] = field(default_factory=deque)
+    opened: dict[str, _Move] = field(default_factory=dict)
 
 
 class LateOperation(ValueError):
@@ -174,11 +176,11 @@ class PresenceLedger:
     def _match(self, member: str, kind: str, room: str, ts: int) -> None:
         """Record a move and pair the member's moves into migrations, in time order.
 
-        A move in time order pairs at once with the oldest unpaired opposite move in
-        another room within the window. A move older than the member's newest (a late
-        op for another room, or a snapshot closing back to when a room was last seen)
-        re-pairs that member's moves from scratch, so the result never depends on the
-        order ops arrived in.
+        A move in time order pairs at once with the oldest unpaired opposite move it may
+        pair with (`_pair`). A move older than the member's newest (a late op for another
+        room, or a snapshot closing back to when a room was last seen) re-pairs that
+        member's moves from scratch, so the result never depends on the order ops
+        arrived in.
         """
         self._seq += 1
         mine = self._moves.setdefault(member, _Moves())
@@ -188,6 +190,7 @@ class PresenceLedger:
             mine.migrations.clear()
             mine.leaves.clear()
             mine.joins.clear()
+            mine.opened.clear()
             for earlier in mine.moves:
                 self._pair(member, mine, earlier)
         else:
@@ -195,18 +198,44 @@ class PresenceLedger:
             self._pair(member, mine, move)
 
     def _pair(self, member: str, mine: _Moves, move: _Move) -> None:
+        """Pair `move` (the newest in time order) with the oldest unpaired opposite move it
+        makes a move from one room to another with, or keep it unpaired.
+
+        A leave from A and a join to B are a move from A to B when, just before the first
+        of the two, the member is in A and not in B, and just after the second in B and
+        not in A (SPEC §7, docs/api.md). So a join after the leave must not find the member
+        back in A, nor the leave have found them already in B; a join before the leave
+        must have been made while in A (not before that session began), and its session
+        must still be open at the leave.
+        """
         window = self.settings.migration_window
-        for queue in (mine.leaves, mine.joins):
-            while queue and queue[0].ts < move.ts - window:
-                queue.popleft()
-        others = mine.leaves if move.kind == "join" else mine.joins
-        for i, other in enumerate(others):
-            if other.room != move.room:
-                del others[i]
-                leave, join = (other, move) if move.kind == "join" else (move, other)
-                mine.migrations.append(Migration(member, leave.room, join.room, join.ts))
+        while mine.leaves and mine.leaves[0][0].ts < move.ts - window:
+            mine.leaves.popleft()
+        while mine.joins and mine.joins[0].ts < move.ts - window:
+            mine.joins.popleft()
+        if move.kind == "join":
+            mine.opened[move.room] = move
+            for i, (left, rooms_then) in enumerate(mine.leaves):
+                if left.room != move.room and move.room not in rooms_then \
+                        and left.room not in mine.opened:
+                    del mine.leaves[i]
+                    self._found(member, left, move, mine)
+                    return
+            mine.joins.append(move)
+            return
+        began = mine.opened.pop(move.room)
+        if began in mine.joins:  # its own join can never pair now
+            mine.joins.remove(began)
+        for joined in mine.joins:
+            if joined > began and mine.opened.get(joined.room) == joined:
+                mine.joins.remove(joined)
+                self._found(member, move, joined, mine)
                 return
-        (mine.joins if move.kind == "join" else mine.leaves).append(move)
+        mine.leaves.append((move, frozenset(mine.opened)))
+
+    @staticmethod
+    def _found(member: str, leave: _Move, join: _Move, mine: _Moves) -> None:
+        mine.migrations.append(Migration(member, leave.room, join.room, join.ts))
 
     def migrations(self, member: str | None = None) -> Iterator[Migration]:
         """Migrations of `member` (of everyone if None), each member's in time order."""
