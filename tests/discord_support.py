@@ -69,14 +69,17 @@ class BotProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"bot-{self.port}.log"
         self.launched = 0.0  # time.monotonic() of the last start
+        self._before = (0, 0)  # the stand-in's connections and command syncs at launch
 
     def start(self) -> None:
-        """Start and wait until the bot is connected (a new IDENTIFY or RESUME), has
-        synced its slash commands, and its HTTP side answers (/readyz when the engine is
-        in-process)."""
+        """Start and wait until the bot is up (see `wait_up`)."""
+        self.launch()
+        self.wait_up()
+
+    def launch(self) -> None:
+        """Start the process, pointed at the stand-in's address (started or not yet)."""
         d = self.standin
-        connections = d.identifies + d.resumes
-        synced = len(self._syncs())
+        self._before = (d.identifies + d.resumes, len(self._syncs()))
         env = {**os.environ, "TALLYBOARD_DISCORD__TOKEN": d.token,
                "TALLYBOARD_DISCORD__API_URL": d.api_url}
         self.launched = time.monotonic()
@@ -85,7 +88,15 @@ class BotProcess:
                 [sys.executable, "-m", "tallyboard.cli", "discord", "--data", str(self.data),
                  "--port", str(self.port), *self.extra],
                 stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 30
+
+    def wait_up(self, timeout: float = 30) -> None:
+        """Wait until the launched bot is connected (a new IDENTIFY or RESUME), has synced
+        its slash commands, and its HTTP side answers (/readyz when the engine is
+        in-process)."""
+        assert self.proc is not None
+        d = self.standin
+        connections, synced = self._before
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the bot exited:\n{self.log.read_text()[-3000:]}")

@@ -405,3 +405,33 @@ def test_a_bot_started_before_its_server_catches_up(world: World, tmp_path: Path
     finally:
         bot.stop()
         server.stop()
+
+
+def test_a_bot_started_while_discord_is_unreachable_comes_up_when_it_appears(
+        tmp_path: Path) -> None:
+    """No traceback and no exit when Discord cannot be reached at start: the login is
+    retried with growing waits, each said in the log, until Discord is there."""
+    from support import free_port
+
+    d = DiscordStandIn(port=free_port())  # nothing listens there yet
+    w = make_world(d)
+    d.set_voice_state(w.guild, w.alice, w.library)
+    bot = BotProcess(d, tmp_path / "data")
+    bot.launch()
+    try:
+        tried = f"cannot reach Discord at {d.api_url} (attempt 2: Cannot connect to host"
+        d.wait_until(lambda: tried in bot.log.read_text(), timeout=20)
+        log = bot.log.read_text()
+        assert "trying again in 1 second. The bot keeps trying until it is stopped." in log
+        assert "trying again in 2 seconds." in log
+        assert bot.get("/healthz") == {"status": "ok"}  # its HTTP side serves meanwhile
+        d.start()
+        bot.wait_up(timeout=30)
+        d.wait_until(lambda: rooms(bot, w) == {w.library: 1}, timeout=10)
+        log = bot.log.read_text()
+        assert f"reached Discord at {d.api_url} on attempt " in log
+        assert "Traceback" not in log and "Unclosed" not in log
+    finally:
+        bot.stop()
+        d.stop()
+    assert "Traceback" not in bot.log.read_text()

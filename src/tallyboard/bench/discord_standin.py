@@ -133,8 +133,11 @@ class DiscordStandIn:
         heartbeat_interval_ms: int = 41_250,
         message_rate: tuple[int, float] | None = (5, 5.0),
         bot_name: str = "standin-bot",
+        port: int = 0,
     ) -> None:
-        """`message_rate`: messages per channel per window of seconds; None: not limited."""
+        """`message_rate`: messages per channel per window of seconds; None: not limited.
+        `port`: where `start` listens (0: a free port it picks), known before it starts,
+        so a client can be pointed there first."""
         self.token = token
         self._heartbeat_ms = heartbeat_interval_ms
         self._world = DiscordWorld(bot_name)
@@ -143,7 +146,7 @@ class DiscordStandIn:
         self._sessions: dict[str, _Session] = {}
         self._connections: set[_Connection] = set()
         self._identifies = self._resumes = 0
-        self._port = 0
+        self._port = port
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -151,11 +154,12 @@ class DiscordStandIn:
 
     # -- lifetime -------------------------------------------------------------------------
     def start(self) -> None:
-        """Listen on a free port of 127.0.0.1, served by a loop in a thread of its own."""
+        """Listen on 127.0.0.1 (the given port, else a free one), served by a loop in a
+        thread of its own."""
         if self._thread is not None:
             raise RuntimeError("the stand-in is already started")
         self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", self._port))
         self._port = self._sock.getsockname()[1]
         self._rest.origin = f"http://127.0.0.1:{self._port}"
         started: concurrent.futures.Future[None] = concurrent.futures.Future()

@@ -90,6 +90,9 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
                           settings.port))
     except discord_py.LoginFailure as exc:
         raise click.ClickException(f"Discord refused the token: {exc}") from exc
+    except discord_py.HTTPException as exc:  # an answer, not an outage (those are retried)
+        raise click.ClickException(f"Discord at {redact(d.api_url)} refused the bot: {exc}; "
+                                   "check [discord] api_url and the token") from exc
     finally:
         tally.close()
         state.close()

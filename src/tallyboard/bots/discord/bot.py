@@ -85,11 +85,13 @@ class StatsBot(commands.Bot):
     async def setup_hook(self) -> None:
         """After login, before the gateway: ask the REST API where the gateway is, as
         Discord recommends (discord.py would dial its built-in address; a REST proxy or
-        the test stand-in names another), then load the cogs and sync the commands."""
+        the test stand-in names another), then load the cogs and sync the commands.
+        Safe to run again: a login that failed part way is retried whole."""
         _, gateway, _ = await self.http.get_bot_gateway()
         DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
         for extension in EXTENSIONS:
-            await self.load_extension(extension)
+            if extension not in self.extensions:
+                await self.load_extension(extension)
         if self.sync_commands:
             synced = await self.tree.sync()
             log.info("slash commands synced: %s", ", ".join(c.name for c in synced))
