@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from api_helpers import Api, api, assert_error, event, ts
+from api_helpers import NOW, Api, api, assert_error, event, ts
+from tallyboard.core.config import MAX_ROLLING
+from tallyboard.core.metric import WARM_FROM
 from tallyboard.stores import SQLiteLog
 
 pytestmark = pytest.mark.usefixtures("log_backend")  # each test on every store
@@ -147,6 +149,51 @@ def test_rebuild_survives_restart(tmp_path: Path) -> None:
 def test_invalid_settings_are_400(tb: Api, settings: dict[str, Any], param: str) -> None:
     assert_error(tb.put("steps", settings), 400, "bad_query", param=param)
     assert_error(tb.get("/v1/metrics/steps"), 404, "not_found")
+
+
+def test_hot_rolling_windows_are_capped_and_the_rest_stay_queryable(tb: Api) -> None:
+    """Each hot rolling window is a board over every member, built on PUT and restart:
+    at most MAX_ROLLING per metric; any other rolling window is computed per query."""
+    many = [f"{i}h" for i in range(1, MAX_ROLLING + 2)]
+    error = assert_error(tb.put("points", {"rolling": many}), 400, "bad_query",
+                         param="rolling")
+    assert str(MAX_ROLLING) in error["message"]
+    assert tb.put("points", {"rolling": many[:MAX_ROLLING]}).json()["rolling"] == \
+        many[:MAX_ROLLING]
+    tb.record(event("alice", 3, at=NOW - 3600 * (MAX_ROLLING + 0.5)), event("bob", 1))
+    board = tb.ok("/v1/leaderboard", metric="points", window=f"rolling:{MAX_ROLLING + 1}h")
+    assert [(e["member"], e["score"]) for e in board["entries"]] == [("alice", 3), ("bob", 1)]
+
+
+def test_a_stored_config_over_the_cap_still_loads(tmp_path: Path) -> None:
+    """A log written before the cap: the first MAX_ROLLING windows stay hot."""
+    path = tmp_path / "log.sqlite3"
+    log = SQLiteLog(path)
+    many = [f"{i}m" for i in range(1, 3 * MAX_ROLLING)]
+    log.put_config(("default", "points"), {**DEFAULTS, "rolling": many})
+    log.close()
+    with api(SQLiteLog(path)) as tb:
+        assert tb.ok("/v1/metrics/points")["rolling"] == many[:MAX_ROLLING]
+        tb.record(event("alice", 2, at=NOW - 60 * (2 * MAX_ROLLING)))
+        board = tb.ok("/v1/leaderboard", metric="points", window=f"rolling:{len(many)}m")
+        assert board["entries"] == [{"rank": 1, "member": "alice", "score": 2}]
+
+
+def test_restart_builds_hot_boards_of_big_metrics_only(tmp_path: Path) -> None:
+    """Start-up builds the configured boards of a metric with WARM_FROM members or more;
+    a smaller one builds its board on first use (as a live server does), same answers."""
+    path = tmp_path / "log.sqlite3"
+    with api(SQLiteLog(path)) as tb:
+        tb.record(*(event(f"u{i}", i + 1, metric="big") for i in range(WARM_FROM)),
+                  event("alice", 2, metric="small"), event("bob", 1, metric="small"))
+    with api(SQLiteLog(path)) as tb:
+        big, small = (tb.engine._metrics[("default", m)] for m in ("big", "small"))
+        assert len(big._boards) == 7 and not small._boards  # all, 4 periods, 24h, 7d
+        board = tb.ok("/v1/leaderboard", metric="small", window="rolling:24h")
+        assert [(e["member"], e["score"]) for e in board["entries"]] == [("alice", 2),
+                                                                       ("bob", 1)]
+        assert tb.ok("/v1/leaderboard", metric="big", n=1)["entries"] == [
+            {"rank": 1, "member": f"u{WARM_FROM - 1}", "score": WARM_FROM}]
 
 
 @pytest.mark.parametrize("body", [b"[1]", b"{not json", b'"x"'])

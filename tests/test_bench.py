@@ -73,3 +73,17 @@ def test_bench_cli_writes_markdown(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "tallyboard bench --workload reactions --scale 0.005 --queries 10 --no-http" \
         in out.read_text()
+
+
+def test_restart_of_many_small_metrics_costs_what_live_did() -> None:
+    """Issue 12: a replay of 50,000 small metrics after kill -9 held 5x the live process's
+    memory (every metric's hot boards built at start-up); the restart now holds what the
+    live process did."""
+    results = run_bench(["restart"], scale=0.1, queries=10)
+    r = results["restart"]
+    assert (r["metrics"], r["events"]) == (5_000, 15_000)
+    assert r["peak_vs_live"] <= 1.5, r
+    assert r["restart"]["first_board_ms"] < 1_000
+    text = format_markdown(results)
+    assert "## restart: 5,000 small metrics (15,000 events), kill -9" in text
+    assert "| restart after kill -9: peak RSS / live RSS | 5,000 small metrics |" in text

@@ -74,6 +74,11 @@ def _target_rows(results: dict[str, Any]) -> tuple[list[str], list[str]]:
         add("discord: /top answered p99", f"{d['members']:,} in voice", d["top"]["p99_ms"],
             200.0, "ms", False, "The answer time is the query (next section) plus discord.py "
             "and the stand-in's round trip; see the /top rows of the discord section.")
+    r = results.get("restart")
+    if r:
+        add("restart after kill -9: peak RSS / live RSS", f"{r['metrics']:,} small metrics",
+            r["peak_vs_live"], 1.5, "×", False,
+            "The replay should hold what the live process held; see the restart section.")
     h = results.get("hot")
     if h:
         seed = h["seed"]["ingest"]["events_per_s"]
@@ -296,6 +301,20 @@ def _commit_lines(c: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _restart_lines(r: dict[str, Any]) -> list[str]:
+    live, again = r["live"], r["restart"]
+    return [f"## restart: {r['metrics']:,} small metrics ({r['events']:,} events), kill -9", "",
+            "The live process ingests batches of 1,000 rows and is killed with SIGKILL; a "
+            "fresh one reopens the data directory (replaying the whole log).", "",
+            "| | seconds | RSS MB | peak RSS MB |", "|---|---:|---:|---:|",
+            f"| live ingest | {live['seconds']:.2f} | {live['rss_mb']:.0f} | "
+            f"{live['peak_mb']:.0f} |",
+            f"| restart (replay) | {again['seconds']:.2f} | {again['rss_mb']:.0f} | "
+            f"{again['peak_mb']:.0f} |", "",
+            f"First leaderboard of a small metric after the restart (its hot board built on "
+            f"first use): {_ms(again['first_board_ms'])} ms."]
+
+
 def format_markdown(results: dict[str, Any]) -> str:
     """The whole benchmark page."""
     m = results["machine"]
@@ -333,6 +352,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += [*_hot_lines(results["hot"]), ""]
     if "discord" in results:
         lines += [*_discord_lines(results["discord"]), ""]
+    if "restart" in results:
+        lines += [*_restart_lines(results["restart"]), ""]
     return "\n".join(lines)
 
 

@@ -29,13 +29,15 @@ from .hot_store import run_hot_store
 from .measure import Progress, Server, latencies, rss_bytes
 from .presence import run_presence
 from .report import format_markdown
+from .restart import run_restart
 from .workloads import DAY, SPAN_DAYS, WORKLOADS, Workload
 
 WINDOWS = ("all", "day", "week", "month", "year", "rolling:24h", "rolling:7d")
 COLUMN_BATCH = 100_000
 ROW_BATCH = 1_000
 HTTP_BATCH = 1_000
-SPECIAL = ("presence", "commits", "hot", "discord")  # workloads with results of their own shape
+# workloads with results of their own shape
+SPECIAL = ("presence", "commits", "hot", "discord", "restart")
 
 
 def _quiet(description: str, done: int, total: int) -> None:
@@ -45,8 +47,8 @@ def _quiet(description: str, done: int, total: int) -> None:
 def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
               http: bool = True, pg: str | None = None, redis: str | None = None,
               progress: Progress = _quiet) -> dict[str, Any]:
-    """All requested workloads (and "presence", "commits", "hot", "discord") as one
-    JSON-able result; "hot" needs both `pg` and `redis`."""
+    """All requested workloads (and "presence", "commits", "hot", "discord", "restart")
+    as one JSON-able result; "hot" needs both `pg` and `redis`."""
     now = int(time.time()) - 1
     results: dict[str, Any] = {
         "command": _command(names, scale, queries, http, pg, redis),
@@ -85,6 +87,8 @@ def _workload_job(updates: Any, name: str, scale: float, queries: int, http: boo
     with tempfile.TemporaryDirectory(prefix=f"tallyboard-bench-{name}-") as tmp:
         if name == "presence":
             return run_presence(Path(tmp), scale, queries, progress)
+        if name == "restart":
+            return run_restart(Path(tmp), scale, progress)
         if name == "commits":
             return run_commits(Path(tmp), pg, max(200, int(3_000 * scale)), progress)
         if name == "hot":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from ..calendar import Calendar, CalendarError
@@ -13,6 +14,10 @@ from ..calendar import Calendar, CalendarError
 _ROLLING = re.compile(r"^\d{1,9}[smhd]$")
 CALENDAR_FIELDS = ("timezone", "day_start", "week_start", "dimensions")
 FIELDS = (*CALENDAR_FIELDS, "rolling")
+# Each hot rolling window is a board over every member, built on PUT and on restart and
+# kept in memory: 10,000 of them made a PUT take minutes. Any rolling window is queryable
+# anyway (computed per query), so only a few are worth keeping hot.
+MAX_ROLLING = 16
 
 
 class ConfigError(ValueError):
@@ -63,6 +68,10 @@ class MetricConfig:
             if not _ROLLING.match(text) or int(text[:-1]) == 0:
                 raise ConfigError(f"rolling windows look like '24h' or '7d', got {text!r}",
                                   "rolling")
+        if len(values.get("rolling", ())) > MAX_ROLLING:
+            raise ConfigError(f"at most {MAX_ROLLING} rolling windows are kept hot per metric "
+                              f"(got {len(values['rolling'])}); any other rolling window can "
+                              "still be queried, it is computed per query", "rolling")
         new = replace(self, **values)
         try:
             new.calendar  # noqa: B018 - validates timezone, day_start, week_start
@@ -74,9 +83,25 @@ class MetricConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> MetricConfig:
         return cls().updated(data)
 
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> MetricConfig:
+        """A config as a log holds it (JSON). Equal configs come back as one shared object
+        (it is immutable): 50,000 metrics on the default config parse and hold it once. A
+        config stored before MAX_ROLLING keeps its first MAX_ROLLING rolling windows hot
+        (the others are computed per query, like any rolling window)."""
+        rolling = data.get("rolling")
+        if isinstance(rolling, list) and len(rolling) > MAX_ROLLING:
+            data = {**data, "rolling": list(dict.fromkeys(rolling))[:MAX_ROLLING]}
+        return _stored(json.dumps(data, sort_keys=True))
+
     def calendar_changed(self, other: MetricConfig) -> list[str]:
         """Which calendar or dimension fields differ from `other`."""
         return [k for k in CALENDAR_FIELDS if getattr(self, k) != getattr(other, k)]
+
+
+@lru_cache(maxsize=1024)
+def _stored(text: str) -> MetricConfig:
+    return MetricConfig.from_dict(json.loads(text))
 
 
 def _string_list(value: Any, key: str) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ class Series(Protocol):
 
     def first_at_or_after(self, t: int) -> int | None: ...
 MAX_POINTS = 10_000
+WARM_FROM = 1_000  # members: smaller metrics build their hot boards on first use
 _CHANGELOG_LIMIT = 1 << 21  # boards lagging further than this are dropped and rebuilt
 
 
@@ -238,7 +239,15 @@ class MetricState:
         return window.kind != "range" and not (self.presence and window.kind == "rolling")
 
     def warm(self, now: float) -> None:
-        """Build the configured hot boards (all, calendar periods, rolling) ahead of queries."""
+        """Build the configured hot boards (all, calendar periods, rolling) ahead of queries,
+        for a metric big enough that building one on its first query would be felt.
+
+        A smaller metric's board is built when first asked for (under a millisecond below
+        WARM_FROM members), as on a live server that never asked: a restart then costs
+        what the live process did, not a board per window for each of 50,000 small metrics.
+        """
+        if len(self.series[None]) < WARM_FROM:
+            return
         for name in ("all", "day", "week", "month", "year",
                      *(f"rolling:{r}" for r in self.config.rolling)):
             window = Window.parse(name)
