@@ -92,6 +92,8 @@ class Api:
 
 
 _shared: dict[str, FastAPI] = {}
+# Starlette's TestClient sends ``Host: testserver``, which a server on loopback refuses.
+TEST_HOSTS = ["testserver", "localhost", "127.0.0.1", "::1"]
 
 
 def _app(engine: Tallyboard, settings: Settings | None, fresh: bool) -> FastAPI:
@@ -103,6 +105,8 @@ def _app(engine: Tallyboard, settings: Settings | None, fresh: bool) -> FastAPI:
     buckets live per app.
     """
     settings = settings or Settings(keys=[])
+    if settings.allowed_hosts is None:  # the TestClient's Host, on top of the defaults'
+        settings = settings.model_copy(update={"allowed_hosts": TEST_HOSTS})
     if fresh:
         return create_app(engine, settings)
     # API keys are SecretStr (dumped as ***): the secrets themselves tell settings apart

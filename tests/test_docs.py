@@ -27,7 +27,11 @@ def test_every_route_and_prometheus_metric_is_documented() -> None:
     app = create_app(engine)
     state = open_state("memory://")
     add_bot_routes(app, state)  # as `tallyboard discord` serves it
-    paths = {getattr(r, "path", "") for r in app.routes} - {"", "/docs/oauth2-redirect"}
+    # The document's paths (included routers too, `{metric}` not `{metric:name}`), and the
+    # app's own routes outside it (the dashboard, /docs)
+    paths = {*app.openapi()["paths"], *(getattr(r, "path_format", "") for r in app.routes)}
+    paths -= {"", "/docs/oauth2-redirect"}
+    assert "/v1/metrics/{metric}" in paths and "/v1/bot/errors" in paths
     for path in paths:
         assert f"`{path}`" in text, f"{path} missing from docs/api.md"
     bot = BotMetrics()

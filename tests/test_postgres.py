@@ -99,14 +99,17 @@ def test_postgres_down_is_503_and_nothing_half_applied() -> None:
     and a crash of PostgreSQL (immediate stop) keeps every committed batch."""
     from fastapi.testclient import TestClient
 
+    from api_helpers import TEST_HOSTS
     from tallyboard.api import create_app
+    from tallyboard.settings import Settings
 
     pg = OwnPostgres()
     pg.start()
     try:
         clock = [NOW]
         tb = Tallyboard(PostgresLog(pg.url), clock=lambda: clock[0])
-        client = TestClient(create_app(tb), raise_server_exceptions=False)
+        client = TestClient(create_app(tb, Settings(allowed_hosts=TEST_HOSTS)),
+                            raise_server_exceptions=False)
         ok = client.post("/v1/events", json=[{"metric": "m", "member": "a", "value": 2,
                                               "ts": NOW - 5, "id": "first"}])
         assert ok.status_code == 200, ok.text

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 import tallyboard
+from api_helpers import TEST_HOSTS
 from pg_support import STORES, backing
 from presence_reference import Cal, Op, Reference
 from support import ServerProcess
@@ -25,6 +26,7 @@ from tallyboard import Accepted, Entry, Tallyboard
 from tallyboard.api.app import create_app
 from tallyboard.cli import main
 from tallyboard.errors import OutOfOrder
+from tallyboard.settings import Settings
 
 METRIC = "presence_seconds"
 T = 1763823600  # 2025-11-22T15:00:00Z
@@ -526,7 +528,7 @@ def tb(clock: Clock) -> Iterator[Tallyboard]:
 
 @pytest.fixture
 def http(tb: Tallyboard) -> TestClient:
-    return TestClient(create_app(tb))
+    return TestClient(create_app(tb, Settings(allowed_hosts=TEST_HOSTS)))
 
 
 def _prom(text: str, name: str, label: str) -> float:

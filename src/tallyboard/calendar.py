@@ -11,13 +11,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 STEPS = ("second", "minute", "hour", "day", "week", "month", "year")
 FIXED_STEPS = {"second": 1, "minute": 60, "hour": 3600}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# ASCII digits only, the whole text: \d would take "١٧:٠٠" and $ a trailing newline.
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
+# Not a place: tzdata's placeholder for "no zone configured yet" (its abbreviation is -00).
+_NOT_ZONES = frozenset({"Factory"})
 
 
 class CalendarError(ValueError):
@@ -30,22 +34,33 @@ class CalendarError(ValueError):
 
 def parse_day_start(text: str) -> tuple[int, int]:
     """``"17:00"`` -> ``(17, 0)``; anything but a 24-hour ``HH:MM`` is an error."""
-    m = _HHMM.match(text) if isinstance(text, str) else None
+    m = _HHMM.fullmatch(text) if isinstance(text, str) else None
     if not m:
         raise CalendarError(f"day_start must be HH:MM (00:00-23:59), got {text!r}", "day_start")
     return int(m.group(1)), int(m.group(2))
 
 
+@cache
+def zone_names() -> frozenset[str]:
+    """Every IANA zone name a calendar may use: the list the `tzdata` package ships.
+
+    Not whatever the system's zoneinfo directory holds: that also has ``localtime`` (the
+    host's own zone, different on every machine), ``posixrules``, ``posix/…`` and
+    ``right/…`` copies, none of them a place a community lives in.
+    """
+    listed = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    return frozenset(listed.split()) - _NOT_ZONES
+
+
 def load_zone(name: str) -> ZoneInfo:
     """The IANA zone called `name`, or a CalendarError naming the setting."""
-    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
-        raise CalendarError(f"timezone must be an IANA name like 'Europe/Berlin', got {name!r}",
-                            "timezone")
+    if not isinstance(name, str) or name not in zone_names():
+        raise CalendarError(f"unknown timezone {name!r}; use an IANA name like "
+                            "'Europe/Berlin'", "timezone")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory
-        raise CalendarError(f"unknown timezone {name!r}; use an IANA name like "
-                            "'Europe/Berlin'", "timezone") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # listed, yet not loadable
+        raise CalendarError(f"timezone {name!r} cannot be loaded here", "timezone") from exc
 
 
 @lru_cache(maxsize=1 << 16)

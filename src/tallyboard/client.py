@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -21,6 +22,13 @@ _BY_CODE: dict[str, type[errors.TallyboardError]] = {
     cls.code: cls for cls in (errors.BadQuery, errors.BadRequest, errors.Unauthorized,
                               errors.Forbidden, errors.NotFound, errors.Conflict,
                               errors.TooLarge)}
+
+
+def path_segment(name: str) -> str:
+    """`name` as one path segment: ``a/b`` -> ``a%2Fb``; ``.`` and ``..`` encoded too, or
+    the URL would resolve them away."""
+    quoted = quote(name, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 class RemoteTallyboard:
@@ -132,8 +140,8 @@ class RemoteTallyboard:
         params: dict[str, Any] = {"space": space}
         if rebuild:
             params["rebuild"] = "true"
-        got: dict[str, Any] = self._call("PUT", f"/v1/metrics/{metric}", params=params,
-                                         json={**(settings or {}), **more})
+        got: dict[str, Any] = self._call("PUT", f"/v1/metrics/{path_segment(metric)}",
+                                         params=params, json={**(settings or {}), **more})
         return got
 
     def metrics(self, *, space: str = DEFAULT_SPACE) -> list[dict[str, Any]]:
@@ -154,7 +162,7 @@ class RemoteTallyboard:
         return got
 
     def room(self, room: str, *, space: str = DEFAULT_SPACE) -> dict[str, Any]:
-        got: dict[str, Any] = self._call("GET", f"/v1/presence/rooms/{room}",
+        got: dict[str, Any] = self._call("GET", f"/v1/presence/rooms/{path_segment(room)}",
                                          params={"space": space})
         return got
 

@@ -80,6 +80,15 @@ def instant(value: Instant | None, param: str) -> float | None:
         raise BadQuery(str(exc), exc.param) from None
 
 
+def span(start: Instant | None, end: Instant | None) -> tuple[float | None, float | None]:
+    """The bounds of a ``[start, end)`` query as Unix seconds: one rule for every query
+    taking both, a start after its end is a BadQuery (never an empty answer)."""
+    lo, hi = instant(start, "start"), instant(end, "end")
+    if lo is not None and hi is not None and lo > hi:
+        raise BadQuery("start must not be after end", "start")
+    return lo, hi
+
+
 class Tallyboard(PresenceEngine):
     """Embedded tallyboard: every query is exact, every accepted event is durable first."""
 
@@ -461,9 +470,7 @@ class Tallyboard(PresenceEngine):
             end: Instant | None = None, space: str = DEFAULT_SPACE,
             tag: tuple[str, str] | None = None) -> int:
         """Total of `member` over ``[start, end)``; a missing bound is open."""
-        lo, hi = instant(start, "start"), instant(end, "end")
-        if lo is not None and hi is not None and lo > hi:
-            raise BadQuery("start must not be after end", "start")
+        lo, hi = span(start, end)
         with self._reading(space):
             state = self._state(space, metric)
             return state.sum(self._filter(state, tag), member, lo, hi, self.clock())
@@ -477,7 +484,7 @@ class Tallyboard(PresenceEngine):
         """
         if step not in STEPS:
             raise BadQuery(f"step must be one of {', '.join(STEPS)}", "step")
-        lo, hi = instant(start, "start"), instant(end, "end")
+        lo, hi = span(start, end)
         with self._reading(space):
             state = self._state(space, metric)
             key = self._filter(state, tag)
@@ -553,9 +560,9 @@ class Tallyboard(PresenceEngine):
     @staticmethod
     def _window(window: str, start: Instant | None, end: Instant | None,
                 at: Instant | None) -> tuple[Window, float | None]:
+        lo, hi = instant(start, "start"), instant(end, "end")  # checked even when unused
         try:
-            win = Window.parse(window, instant(start, "start"), instant(end, "end")) \
-                if window == "range" else Window.parse(window)
+            win = Window.parse(window, lo, hi) if window == "range" else Window.parse(window)
         except WindowError as exc:
             raise BadQuery(str(exc), exc.param) from None
         return win, instant(at, "at")

@@ -12,6 +12,8 @@
     │   ├── OutOfOrder    409  out_of_order    presence older than what was seen for it
     │   └── DataInUse     409  data_in_use     another process writes this embedded log
     ├── TooLarge          413  too_large       more than 10,000 events or 10 MiB
+    ├── UnsupportedMediaType  415  unsupported_media_type  a body not sent as JSON/NDJSON
+    ├── MisdirectedRequest    421  misdirected_request  Host is not the server's own name
     ├── InvalidEvent      422  invalid_event   one event of a batch is invalid (index, field)
     ├── RateLimited       429  rate_limited    transient, carries retry_after
     └── StoreUnavailable  503  store_unavailable  transient, carries retry_after
@@ -90,6 +92,21 @@ class DataInUse(Conflict):
 class TooLarge(TallyboardError):
     status = 413
     code = "too_large"
+
+
+class UnsupportedMediaType(TallyboardError):
+    """A body sent with a media type its route does not take (a web page's cross-site
+    form or text/plain post, which browsers send without asking the server first)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class MisdirectedRequest(TallyboardError):
+    """The Host header names another server: a DNS-rebinding page, or a misrouted proxy."""
+
+    status = 421
+    code = "misdirected_request"
 
 
 class InvalidEvent(TallyboardError, ValueError):

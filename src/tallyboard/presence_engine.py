@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .calendar import STEPS
 from .core.config import MetricConfig
+from .core.events import INT64_MAX
 from .core.metric import MAX_POINTS, MetricState
 from .errors import BadQuery, Conflict, OutOfOrder
 from .presence.concurrency import Bucket, concurrency
@@ -62,14 +64,16 @@ class PresenceEngine:
             if key not in values:
                 raise BadQuery(f"unknown presence setting {key!r}; settings are "
                                f"{', '.join(values)}", key)
-            values[key] = value
+            if value is not None:  # null keeps the setting, as for a metric's settings
+                values[key] = value
         if not isinstance(values["metric"], str) or not 1 <= len(values["metric"]) <= 128 \
                 or "\x00" in values["metric"]:
             raise BadQuery("metric must be a name of 1-128 characters (no U+0000)", "metric")
         window = values["migration_window"]
-        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-            raise BadQuery("migration_window must be an integer >= 0 (seconds)",
-                           "migration_window")
+        if isinstance(window, bool) or not isinstance(window, int) or \
+                not 0 <= window <= INT64_MAX:
+            raise BadQuery("migration_window must be an integer of seconds from 0 to "
+                           f"{INT64_MAX}", "migration_window")
         if values["close_on_gap"] not in ("snapshot", "last_seen"):
             raise BadQuery("close_on_gap must be 'snapshot' or 'last_seen'", "close_on_gap")
         new = PresenceSettings(str(values["metric"]), window,
@@ -193,9 +197,9 @@ class PresenceEngine:
     def sessions(self, member: str, *, start: Instant | None = None,
                  end: Instant | None = None, space: str = "default") -> list[dict[str, Any]]:
         """A member's sessions overlapping ``[start, end)``; an open one has end None."""
-        from .engine import instant
+        from .engine import span
 
-        lo, hi = instant(start, "start"), instant(end, "end")
+        lo, hi = span(start, end)
         with self._reading(space):
             now = math.ceil(self.clock())
             found = self._ledger(space).sessions(
@@ -207,9 +211,11 @@ class PresenceEngine:
                     start: Instant | None = None, end: Instant | None = None,
                     space: str = "default") -> list[Bucket]:
         """Peak and average presence per `step` bucket over ``[start, end)`` (end <= now)."""
-        from .engine import instant
+        from .engine import span
 
-        lo, hi = instant(start, "start"), instant(end, "end")
+        if step not in STEPS:
+            raise BadQuery(f"step must be one of {', '.join(STEPS)}", "step")
+        lo, hi = span(start, end)
         with self._reading(space):
             now = self.clock()
             hi = now if hi is None else hi
@@ -236,9 +242,9 @@ class PresenceEngine:
                    space: str = "default") -> dict[str, Any]:
         """Moves from room to room in ``[start, end)`` (by the join's time), counted per
         pair, most frequent first; with `member`, also that member's moves in order."""
-        from .engine import instant
+        from .engine import span
 
-        lo, hi = instant(start, "start"), instant(end, "end")
+        lo, hi = span(start, end)
         with self._reading(space):
             found = [m for m in self._ledger(space).migrations(member)
                      if (lo is None or m.ts >= lo) and (hi is None or m.ts < hi)

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    allowed_hosts: list[str] | None = None  # Host names answered; None: see api/guards.py
     data: Path = Path("tallyboard-data")
     log: str | None = None
     store: str | None = None

@@ -20,7 +20,13 @@ INSTANT_MIN = -30610224000
 INSTANT_MAX = 221845392000
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CALENDAR_WINDOWS = ("day", "week", "month", "year")
-_ROLLING = re.compile(r"^rolling:(\d{1,9})([smhd])$")
+# A rolling span, as after "rolling:" and in a metric's `rolling` list: 1-999999999 of a
+# unit, in ASCII digits without leading zeros (one spelling per span), the whole text
+# (\d would also take "٣", and $ a trailing newline).
+ROLLING_SPAN = re.compile(r"([1-9][0-9]{0,8})([smhd])", re.ASCII)
+# Unix seconds as a query string: a plain ASCII decimal (float() would also take "١٢",
+# "1_000" and surrounding spaces).
+_SECONDS = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 
 
 class WindowError(ValueError):
@@ -38,10 +44,7 @@ def parse_instant(value: object, param: str) -> float:
     if isinstance(value, int | float):
         t = float(value)
     elif isinstance(value, str):
-        try:
-            t = float(value)
-        except ValueError:
-            t = _rfc3339(value, param)
+        t = float(value) if _SECONDS.fullmatch(value) else _rfc3339(value, param)
     else:
         raise WindowError(f"{param} must be Unix seconds or an RFC 3339 string", param)
     return check_instant(t, param)
@@ -60,7 +63,7 @@ def check_instant(t: float, param: str) -> float:
 
 def _rfc3339(text: str, param: str) -> float:
     try:
-        dt = datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lowercase t and z
     except ValueError:
         dt = None
     if dt is None or dt.tzinfo is None or "T" not in text.upper():
@@ -88,12 +91,9 @@ class Window:
         """Parse ``all``, ``day``/``week``/``month``/``year``, ``rolling:24h``, ``range``."""
         if text == "all" or text in CALENDAR_WINDOWS:
             return cls(text)
-        m = _ROLLING.match(text)
+        m = ROLLING_SPAN.fullmatch(text[8:]) if text.startswith("rolling:") else None
         if m:
-            seconds = int(m.group(1)) * UNITS[m.group(2)]
-            if seconds <= 0:
-                raise WindowError("a rolling window must be at least 1 second", "window")
-            return cls("rolling", seconds=seconds)
+            return cls("rolling", seconds=int(m.group(1)) * UNITS[m.group(2)])
         if text == "range":
             if start is None or end is None:
                 raise WindowError("window=range needs both start and end", "start")

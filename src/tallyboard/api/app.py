@@ -9,12 +9,13 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import __name__ as package
 from ..bots.state import BotState
@@ -23,17 +24,20 @@ from ..errors import StoreUnavailable, TallyboardError, Unauthorized
 from ..settings import Settings
 from .auth import KeyRing
 from .bot_routes import router as bot_router
+from .guards import HostGuard, allowed_hosts, declared_media_type
 from .presence_routes import router as presence_router
 from .routes import JSON, router
-from .schemas import EventIn, MetricIn, PresenceIn
+from .schemas import MEANINGS, ErrorOut, finish_openapi
 from .telemetry import Telemetry, TelemetryMiddleware
 
 log = logging.getLogger("tallyboard.api")
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 T = TypeVar("T")
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 409: "conflict", 413: "too_large",
-              415: "unsupported_media_type", 422: "invalid_event", 429: "rate_limited",
+              415: "unsupported_media_type", 421: "misdirected_request",
+              422: "invalid_event", 429: "rate_limited",
               503: "store_unavailable"}
 
 
@@ -41,13 +45,15 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
     """An app serving `engine`; the caller owns the engine's lifetime."""
     settings = settings or Settings()
     app = FastAPI(title="tallyboard", version="1", docs_url="/docs", redoc_url=None,
-                  description="Exact, real-time counters, leaderboards, streaks and presence.")
+                  description="Exact, real-time counters, leaderboards, streaks and presence.",
+                  dependencies=[Depends(declared_media_type)])
     app.state.engine = engine
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.telemetry = telemetry = Telemetry(engine)
     app.state.run = _in_thread
     app.include_router(router)
     app.include_router(presence_router)
+    _guard_hosts(app, settings)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     _add_error_handlers(app)
     _add_operations(app, telemetry)
@@ -59,11 +65,14 @@ def create_bot_app(state: BotState, settings: Settings | None = None) -> FastAPI
     """The HTTP side of a bot whose tallyboard is a server elsewhere: health, /metrics
     (`app.state.registry`) and the bot's errors and countdowns."""
     settings = settings or Settings()
-    app = FastAPI(title="tallyboard bot", version="1", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="tallyboard bot", version="1", docs_url="/docs", redoc_url=None,
+                  dependencies=[Depends(declared_media_type)])
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.registry = registry = CollectorRegistry()
     add_bot_routes(app, state)
+    _guard_hosts(app, settings)
     _add_error_handlers(app)
+    app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -83,6 +92,13 @@ def add_bot_routes(app: FastAPI, state: BotState) -> None:
     app.state.bot_state = state
     app.include_router(bot_router)
     app.openapi_schema = None
+
+
+def _guard_hosts(app: FastAPI, settings: Settings) -> None:
+    """Answer only requests naming this server in Host (DNS rebinding; api/guards.py)."""
+    allowed = allowed_hosts(settings)
+    if allowed is not None:
+        app.add_middleware(HostGuard, allowed=allowed)
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -119,7 +135,9 @@ def _add_error_handlers(app: FastAPI) -> None:
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(
             exc.status_code, str(exc.detail))
         response = _error(exc.status_code, {"error": {"code": code, "message": message}})
-        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            response.headers["Allow"] = ", ".join(_methods(request))
         return response
 
     @app.exception_handler(Exception)
@@ -129,13 +147,22 @@ def _add_error_handlers(app: FastAPI) -> None:
                                       "the server log has the details"}})
 
 
+def _methods(request: Request) -> list[str]:
+    """The methods some route of the app takes on the request's path (asked of the
+    router's routes, included routers too, as if the request had come with each)."""
+    return [method for method in PROBED_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                   for route in request.app.router.routes)]
+
+
 def _add_operations(app: FastAPI, telemetry: Telemetry) -> None:
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], responses={503: {
+        "model": ErrorOut, "description": MEANINGS[503]}})
     def readyz(request: Request) -> Response:
         """Readiness: state is rebuilt and the durable log answers."""
         engine: Tallyboard = request.app.state.engine
@@ -160,11 +187,6 @@ def _add_operations(app: FastAPI, telemetry: Telemetry) -> None:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                         routes=app.routes)
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (EventIn, MetricIn, PresenceIn):
-        components[model.__name__] = model.model_json_schema(
-            ref_template="#/components/schemas/{model}")
-    app.openapi_schema = schema
-    return schema
+    app.openapi_schema = finish_openapi(get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes))
+    return app.openapi_schema

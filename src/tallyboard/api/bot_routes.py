@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from ..bots.state import BotState
+from .params import OptionalName
 from .routes import JSON, Caller
 from .schemas import BotCountdownsOut, BotErrorsOut, errors
 
@@ -21,11 +22,11 @@ def bot_state(request: Request) -> BotState:
 State = Annotated[BotState, Depends(bot_state)]
 
 
-@router.get("/errors", response_model=BotErrorsOut, responses=errors(400, 401, 403))
+@router.get("/errors", response_model=BotErrorsOut, responses=errors(400))
 def list_errors(state: State, who: Caller,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                 kind: Literal["command", "general"] | None = None,
-                guild: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+                guild: OptionalName = None,
                 ) -> JSON:
     """The newest errors first (command errors and general ones), with time, guild,
     channel, command and a traceback summary. A key for every space may list them all;
@@ -35,7 +36,7 @@ def list_errors(state: State, who: Caller,
     return JSON({"errors": [e.to_dict() for e in found]})
 
 
-@router.get("/countdowns", response_model=BotCountdownsOut, responses=errors(401, 403))
+@router.get("/countdowns", response_model=BotCountdownsOut, responses=errors())
 def list_countdowns(state: State, who: Caller) -> JSON:
     """Countdowns running now (they survive restarts)."""
     who.require("admin", ["*"])

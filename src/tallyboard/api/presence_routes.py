@@ -7,7 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from .routes import JSON, Caller, Engine, Instant, Space, ingest, read_settings
+from .params import Instant, Member, OptionalName, RequiredInstant, RoomPath, Space, Step
+from .routes import (
+    FRACTION,
+    FUTURE,
+    JSON,
+    START_AFTER_END,
+    TOO_MANY_POINTS,
+    Caller,
+    Engine,
+    ingest,
+    read_settings,
+)
 from .schemas import (
     AcceptedOut,
     ConcurrencyOut,
@@ -18,14 +29,19 @@ from .schemas import (
     SessionsOut,
     batch_body,
     errors,
+    json_body,
 )
 
 router = APIRouter(prefix="/v1")
-READ_ERRORS = errors(400, 401, 403, 429)
+READ_ERRORS = errors(400, 503)
+SPAN_ERRORS = errors(400, 503, beyond_schema={400: [START_AFTER_END]})
 
 
 @router.post("/presence", response_model=AcceptedOut,
-             responses=errors(400, 401, 403, 409, 413, 422, 429, 503),
+             responses=errors(400, 409, 413, 422, 503, beyond_schema={
+                 409: ["an operation older than one seen for its member and room "
+                       "(out_of_order), or a snapshot older than its room's newest"],
+                 422: [FUTURE]}),
              openapi_extra=batch_body("PresenceIn"))
 async def post_presence(request: Request, eng: Engine, who: Caller,
                         space: Space = "default") -> JSON:
@@ -41,27 +57,26 @@ def get_rooms(eng: Engine, who: Caller, space: Space = "default") -> JSON:
     return JSON({"rooms": eng.rooms(space=space)})
 
 
-@router.get("/presence/rooms/{room}", response_model=RoomOut, responses=READ_ERRORS)
-def get_room(eng: Engine, who: Caller, room: str, space: Space = "default") -> JSON:
+@router.get("/presence/rooms/{room:name}", response_model=RoomOut, responses=READ_ERRORS)
+def get_room(eng: Engine, who: Caller, room: RoomPath, space: Space = "default") -> JSON:
     """Who is in a room now and since when, longest present first."""
     who.require("read", [space])
     return JSON(eng.room(room, space=space))
 
 
-@router.get("/presence/sessions", response_model=SessionsOut, responses=READ_ERRORS)
-def get_sessions(eng: Engine, who: Caller,
-                 member: Annotated[str, Query(min_length=1, max_length=128)],
-                 start: Instant = None, end: Instant = None, space: Space = "default") -> JSON:
+@router.get("/presence/sessions", response_model=SessionsOut, responses=SPAN_ERRORS)
+def get_sessions(eng: Engine, who: Caller, member: Member, start: Instant = None,
+                 end: Instant = None, space: Space = "default") -> JSON:
     """A member's sessions overlapping [start, end); an open one has end null."""
     who.require("read", [space])
     return JSON({"sessions": eng.sessions(member, start=start, end=end, space=space)})
 
 
-@router.get("/presence/concurrency", response_model=ConcurrencyOut, responses=READ_ERRORS)
-def get_concurrency(eng: Engine, who: Caller, start: Instant = None, end: Instant = None,
-                    step: Annotated[str, Query(description="second … year")] = "hour",
-                    room: Annotated[str | None, Query(description="one room; default all "
-                                                                   "(sessions summed)")] = None,
+@router.get("/presence/concurrency", response_model=ConcurrencyOut,
+            responses=errors(400, 503, beyond_schema={400: [
+                "start is not before end (given, or defaulted to now)", TOO_MANY_POINTS]}))
+def get_concurrency(eng: Engine, who: Caller, start: RequiredInstant, end: Instant = None,
+                    step: Step = "hour", room: OptionalName = None,
                     space: Space = "default") -> JSON:
     """Per bucket: the peak present in any one second, and the average (member-seconds
     over the bucket's seconds inside [start, min(end, now)))."""
@@ -71,12 +86,12 @@ def get_concurrency(eng: Engine, who: Caller, start: Instant = None, end: Instan
                             for b in buckets]})
 
 
-@router.get("/migrations", response_model=MigrationsOut, responses=READ_ERRORS)
+@router.get("/migrations", response_model=MigrationsOut, responses=SPAN_ERRORS)
 def get_migrations(eng: Engine, who: Caller, start: Instant = None, end: Instant = None,
-                   source: Annotated[str | None, Query(alias="from")] = None,
-                   target: Annotated[str | None, Query(alias="to")] = None,
-                   member: Annotated[str | None, Query(description="also list this member's "
-                                                                   "moves")] = None,
+                   source: Annotated[OptionalName, Query(alias="from")] = None,
+                   target: Annotated[OptionalName, Query(alias="to")] = None,
+                   member: Annotated[OptionalName, Query(description="also list this "
+                                                                     "member's moves")] = None,
                    space: Space = "default") -> JSON:
     """Moves between rooms (a migration's time is its join's), counted per pair."""
     who.require("read", [space])
@@ -92,7 +107,9 @@ def get_presence_config(eng: Engine, who: Caller, space: Space = "default") -> J
 
 
 @router.put("/presence/config", response_model=PresenceSettingsOut,
-            responses=errors(400, 401, 403, 409, 503))
+            responses=errors(400, 409, 503, beyond_schema={
+                400: [FRACTION], 409: ["a metric that already holds events of its own"]}),
+            openapi_extra=json_body("PresenceConfigIn"))
 async def put_presence_config(request: Request, eng: Engine, who: Caller,
                               space: Space = "default") -> JSON:
     """Change metric, migration_window or close_on_gap (admin); the space's presence

@@ -11,11 +11,27 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
+from starlette.requests import ClientDisconnect
 
 from ..engine import Accepted, Tallyboard
 from ..errors import BadQuery, BadRequest, TallyboardError, TooLarge
 from .auth import Principal
 from .body import MAX_BYTES, parse_items
+from .params import (
+    Count,
+    DayStart,
+    Instant,
+    Member,
+    Metric,
+    MetricPath,
+    MinTotal,
+    Offset,
+    Radius,
+    Space,
+    Step,
+    Timezone,
+    WindowQ,
+)
 from .schemas import (
     AcceptedOut,
     GroupIn,
@@ -28,18 +44,22 @@ from .schemas import (
     SumOut,
     batch_body,
     errors,
+    json_body,
 )
 
 router = APIRouter(prefix="/v1")
 
-Space = Annotated[str, Query(description="Namespace (guild, app, team)", min_length=1,
-                             max_length=128)]
-Metric = Annotated[str, Query(description="Metric name", min_length=1, max_length=128)]
-Member = Annotated[str, Query(description="Member id", min_length=1, max_length=128)]
-Instant = Annotated[str | None, Query(description="Unix seconds or RFC 3339")]
-WindowQ = Annotated[str, Query(description="all, day, week, month, year, "
-                                           "rolling:<n><s|m|h|d> or range")]
-QUERY_ERRORS = errors(400, 401, 403, 404, 429)
+# The rules behind a 400 that no schema can state, shared by the queries that have them.
+START_AFTER_END = "start is after end"
+RANGE = "window=range without both start and end, or with start >= end"
+TOO_MANY_POINTS = "more than 10,000 buckets between start and end for this step"
+NOT_DECLARED = "a tag.<dimension> filter on a dimension the metric does not declare"
+FUTURE = "a ts more than skew_seconds ahead of the server's clock"
+# JSON Schema's integer also matches 1.0 and 1e3; tallyboard takes integers as written.
+FRACTION = "an integer field written with a fraction or an exponent (1.0, 1e3)"
+QUERY_ERRORS = errors(400, 404, 503, beyond_schema={400: [NOT_DECLARED]})
+WINDOW_ERRORS = errors(400, 404, 503, beyond_schema={400: [RANGE,
+                                                                          NOT_DECLARED]})
 
 
 class JSON(Response):
@@ -87,16 +107,18 @@ class BoardQuery:
 
     metric: Metric
     window: WindowQ = "all"
-    n: Annotated[int, Query()] = 10
-    offset: Annotated[int, Query()] = 0
+    n: Count = 10
+    offset: Offset = 0
     at: Instant = None
     start: Instant = None
     end: Instant = None
     space: Space = "default"
 
 
-@router.post("/events", response_model=AcceptedOut, responses=errors(400, 401, 403, 413,
-                                                                        422, 429, 503),
+@router.post("/events", response_model=AcceptedOut,
+             responses=errors(400, 409, 413, 422, 429, 503,
+                              beyond_schema={409: ["an event for a space's presence metric"],
+                                             422: [FUTURE, FRACTION]}),
              openapi_extra=batch_body("EventIn"))
 async def post_events(request: Request, eng: Engine, who: Caller,
                       space: Space = "default") -> JSON:
@@ -123,10 +145,13 @@ async def ingest(request: Request, who: Principal, space: str,
 
 
 async def read_settings(request: Request) -> dict[str, Any]:
-    """A JSON object body of settings (empty body: no changes)."""
+    """A JSON object body of settings (``{}`` changes nothing; no body is a 400)."""
     body = await read_body(request)
+    if not body.strip():
+        raise BadRequest("the body is empty; send a JSON object of settings ({} changes "
+                         "nothing)")
     try:
-        settings = orjson.loads(body) if body.strip() else {}
+        settings = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(settings, dict):
@@ -140,15 +165,21 @@ async def read_body(request: Request) -> bytes:
     if length and length.isdigit() and int(length) > MAX_BYTES:
         raise TooLarge(f"body is over {MAX_BYTES} bytes; split it into smaller requests")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BYTES:
-            raise TooLarge(f"body is over {MAX_BYTES} bytes; split it into smaller requests")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BYTES:
+                raise TooLarge(f"body is over {MAX_BYTES} bytes; split it into smaller "
+                               "requests")
+            chunks.append(chunk)
+    except ClientDisconnect:  # it left before sending all its Content-Length promised
+        raise BadRequest("the connection closed before the whole body arrived") from None
     return b"".join(chunks)
 
 
-@router.get("/sum", response_model=SumOut, responses=QUERY_ERRORS)
+@router.get("/sum", response_model=SumOut,
+            responses=errors(400, 404, 503,
+                             beyond_schema={400: [START_AFTER_END, NOT_DECLARED]}))
 def get_sum(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
             start: Instant = None, end: Instant = None, space: Space = "default") -> JSON:
     """Total of one member over ``[start, end)``; a missing bound is open."""
@@ -156,11 +187,13 @@ def get_sum(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
     return JSON({"sum": eng.sum(metric, member, start=start, end=end, space=space, tag=tag)})
 
 
-@router.get("/series", response_model=SeriesOut, responses=QUERY_ERRORS)
+@router.get("/series", response_model=SeriesOut,
+            responses=errors(400, 404, 503, beyond_schema={400: [
+                "start is not before end (given, or defaulted to now)", TOO_MANY_POINTS,
+                NOT_DECLARED]}))
 def get_series(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
-               step: Annotated[str, Query(description="second, minute, hour, day, week, "
-                                                      "month or year")],
-               start: Instant = None, end: Instant = None, space: Space = "default") -> JSON:
+               step: Step, start: Instant = None, end: Instant = None,
+               space: Space = "default") -> JSON:
     """Per-bucket totals over ``[start, end)``, zero-filled; day and longer follow the
     metric's calendar. `end` defaults to now, `start` to the member's first event."""
     who.require("read", [space])
@@ -169,17 +202,17 @@ def get_series(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Membe
                             for p in points]})
 
 
-@router.get("/leaderboard", response_model=LeaderboardOut, responses=QUERY_ERRORS)
+@router.get("/leaderboard", response_model=LeaderboardOut, responses=WINDOW_ERRORS)
 def get_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Annotated[BoardQuery, Depends()],
-                    members: Annotated[str | None, Query(description="a,b,c: rank only "
-                                                                     "this group")] = None
+                    members: Annotated[str | None, Query(
+                        description="a,b,c: rank only this group (at most 10,000)")] = None
                     ) -> JSON:
     """Top members of a window, score descending then member; competition ranks."""
     group = None if members is None else [m for m in members.split(",") if m]
     return _leaderboard(eng, who, tag, q, group)
 
 
-@router.post("/leaderboard", response_model=LeaderboardOut, responses=QUERY_ERRORS)
+@router.post("/leaderboard", response_model=LeaderboardOut, responses=WINDOW_ERRORS)
 def post_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Annotated[BoardQuery, Depends()],
                      body: GroupIn) -> JSON:
     """The leaderboard of a group too long for a URL (URLs stop at 64 KiB): the same
@@ -195,9 +228,9 @@ def _leaderboard(eng: Tallyboard, who: Principal, tag: tuple[str, str] | None, q
     return JSON(board.to_dict())
 
 
-@router.get("/rank", response_model=RankOut, responses=QUERY_ERRORS)
+@router.get("/rank", response_model=RankOut, responses=WINDOW_ERRORS)
 def get_rank(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
-             window: WindowQ = "all", radius: Annotated[int, Query()] = 0,
+             window: WindowQ = "all", radius: Radius = 0,
              at: Instant = None, start: Instant = None, end: Instant = None,
              space: Space = "default") -> JSON:
     """One member's rank and score, with the entries ±radius positions around it."""
@@ -208,35 +241,36 @@ def get_rank(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
 
 @router.get("/streak", response_model=StreakOut, responses=QUERY_ERRORS)
 def get_streak(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Member,
-               min: Annotated[int, Query()] = 1, at: Instant = None,
-               timezone: Annotated[str | None, Query()] = None,
-               day_start: Annotated[str | None, Query()] = None,
-               space: Space = "default") -> JSON:
+               min: MinTotal = 1, at: Instant = None, timezone: Timezone = None,
+               day_start: DayStart = None, space: Space = "default") -> JSON:
     """Current and longest runs of days whose total is >= min, as of `at`."""
     who.require("read", [space])
     return JSON(eng.streak(metric, member, min=min, at=at, timezone=timezone,
                            day_start=day_start, space=space, tag=tag).to_dict())
 
 
-@router.get("/metrics", response_model=MetricsOut, responses=errors(401, 403))
+@router.get("/metrics", response_model=MetricsOut, responses=errors(400, 503))
 def list_metrics(eng: Engine, who: Caller, space: Space = "default") -> JSON:
     """Every metric of a space, with its settings and event count."""
     who.require("read", [space])
     return JSON({"metrics": eng.metrics(space=space)})
 
 
-@router.get("/metrics/{metric}", response_model=MetricOut, responses=errors(401, 403, 404))
-def get_metric(eng: Engine, who: Caller, metric: str, space: Space = "default") -> JSON:
+@router.get("/metrics/{metric:name}", response_model=MetricOut,
+            responses=errors(400, 404, 503))
+def get_metric(eng: Engine, who: Caller, metric: MetricPath, space: Space = "default"
+               ) -> JSON:
     """One metric's settings and event count."""
     who.require("read", [space])
     return JSON(eng.metric(metric, space=space))
 
 
-@router.put("/metrics/{metric}", response_model=MetricOut,
-            responses=errors(400, 401, 403, 409, 503),
-            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/MetricIn"}}}}})
-async def put_metric(request: Request, eng: Engine, who: Caller, metric: str,
+@router.put("/metrics/{metric:name}", response_model=MetricOut,
+            responses=errors(400, 409, 503, beyond_schema={409: [
+                "a calendar or dimension change on a metric with data, without "
+                "rebuild=true"]}),
+            openapi_extra=json_body("MetricIn"))
+async def put_metric(request: Request, eng: Engine, who: Caller, metric: MetricPath,
                      space: Space = "default",
                      rebuild: Annotated[bool, Query(description="replay the metric from the "
                                                                 "log")] = False) -> JSON:

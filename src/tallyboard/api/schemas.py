@@ -1,30 +1,77 @@
-"""Pydantic models for the OpenAPI document (requests are parsed strictly elsewhere)."""
+"""Pydantic models for the OpenAPI document (requests are parsed strictly elsewhere), and
+what the document says every operation can answer."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from ..core.events import INT64_MAX, INT64_MIN, MAX_NAME, MAX_TAGS
+from ..engine import MAX_GROUP
+from ..presence.ops import MAX_SNAPSHOT
+from ..windows import EPOCH_MIN, ROLLING_SPAN
+from .body import MAX_EVENTS, NDJSON_TYPES
+from .params import (
+    DAY_START_PATTERN,
+    EVENT_DATE_TIME,
+    NO_NUL,
+    TIMEZONE_SCHEMA,
+    WeekdayName,
+    instant_schema,
+)
+
+NameField = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NO_NUL)]
+TagsField = Annotated[dict[str, str] | None, WithJsonSchema({"anyOf": [{
+    "type": "object", "maxProperties": MAX_TAGS,
+    "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL},
+    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 256,
+                             "pattern": NO_NUL}}, {"type": "null"}]})]
+TsField = Annotated[float | str | None, WithJsonSchema({"anyOf": [
+    *instant_schema(EPOCH_MIN, EVENT_DATE_TIME)["anyOf"], {"type": "null"}]})]
+STRICT = ConfigDict(extra="forbid")  # an unknown field is refused, so the schema says so
 
 
 class EventIn(BaseModel):
-    space: str | None = Field(None, description="Namespace; default `default`")
-    metric: str = Field(description="Counter name, created on first use")
-    member: str = Field(description="Who is ranked (1-128 chars)")
-    value: int = Field(1, description="Signed 64-bit integer added at `ts`")
-    ts: float | str | None = Field(None, description="Unix seconds or RFC 3339; default now")
-    tags: dict[str, str] | None = Field(None, description="At most 16 string pairs")
-    id: str | None = Field(None, description="Idempotency key per space (<= 128 chars)")
+    model_config = STRICT
+    space: NameField | None = Field(None, description="Namespace; default `?space=`")
+    metric: NameField = Field(description="Counter name, created on first use")
+    member: NameField = Field(description="Who is ranked")
+    value: int = Field(1, ge=INT64_MIN, le=INT64_MAX,
+                       description="Signed 64-bit integer added at `ts`")
+    ts: TsField = Field(None, description="Unix seconds or RFC 3339, from 2000-01-01 to "
+                                          "`skew_seconds` ahead of the server's clock; "
+                                          "default now")
+    tags: TagsField = Field(None, description="At most 16 string pairs")
+    id: NameField | None = Field(None, description="Idempotency key per space")
 
 
-class PresenceIn(BaseModel):
-    space: str | None = None
-    type: str = Field(description="join, leave or snapshot")
-    room: str
-    member: str | None = Field(None, description="for join and leave")
-    members: list[str] | None = Field(None, description="for snapshot: everyone present")
-    ts: float | str | None = None
-    id: str | None = None
+class _PresenceOp(BaseModel):
+    model_config = STRICT
+    space: NameField | None = None
+    room: NameField
+    ts: TsField = None
+    id: NameField | None = None
+
+
+class JoinIn(_PresenceOp):
+    type: Literal["join"]
+    member: NameField
+
+
+class LeaveIn(_PresenceOp):
+    type: Literal["leave"]
+    member: NameField
+
+
+class SnapshotIn(_PresenceOp):
+    type: Literal["snapshot"]
+    members: list[NameField] = Field(max_length=MAX_SNAPSHOT,
+                                     description="everyone present in the room")
+
+
+PRESENCE_OPS: dict[str, type[BaseModel]] = {"join": JoinIn, "leave": LeaveIn,
+                                             "snapshot": SnapshotIn}
 
 
 class RoomCount(BaseModel):
@@ -164,17 +211,32 @@ class MetricsOut(BaseModel):
 
 
 class MetricIn(BaseModel):
-    timezone: str | None = None
-    day_start: str | None = None
-    week_start: str | None = None
-    dimensions: list[str] | None = None
-    rolling: list[str] | None = None
+    """``PUT /v1/metrics/{metric}``: the settings to change (null or absent: keep)."""
+
+    model_config = STRICT
+    timezone: Annotated[str | None, WithJsonSchema({"anyOf": [TIMEZONE_SCHEMA,
+                                                              {"type": "null"}]})] = None
+    day_start: Annotated[str, Field(pattern=DAY_START_PATTERN)] | None = None
+    week_start: WeekdayName | None = None
+    dimensions: list[Annotated[str, Field(min_length=1, max_length=64,
+                                          pattern=NO_NUL)]] | None = None
+    rolling: list[Annotated[str, Field(pattern=f"^{ROLLING_SPAN.pattern}$")]] | None = None
+
+
+class PresenceConfigIn(BaseModel):
+    """``PUT /v1/presence/config``: the presence settings to change (absent: keep)."""
+
+    model_config = STRICT
+    metric: NameField | None = Field(None, description="the metric presence credits")
+    migration_window: int | None = Field(None, ge=0, le=INT64_MAX, description="seconds")
+    close_on_gap: Literal["snapshot", "last_seen"] | None = None
 
 
 class GroupIn(BaseModel):
-    """The body of ``POST /v1/leaderboard``: the group to rank (at most 10,000)."""
+    """The body of ``POST /v1/leaderboard``: the group to rank."""
 
-    members: list[str] = Field(description="member ids; same rules as `members=a,b,c`")
+    members: list[str] = Field(max_length=MAX_GROUP,
+                               description="member ids; same rules as `members=a,b,c`")
 
 
 class BotErrorOut(BaseModel):
@@ -215,15 +277,101 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` entry documenting JSON errors with these statuses."""
-    return {code: {"model": ErrorOut} for code in codes}
+# What each status means on any route; a route adds the rules behind a status that no
+# schema can state (`beyond_schema`).
+MEANINGS = {
+    400: "A query parameter or the body breaks the rules this document states",
+    401: "Missing or unknown API key (only when keys are configured)",
+    403: "The key lacks the scope or the space",
+    404: "Unknown metric",
+    409: "Conflict with the data held",
+    413: "Over 10 MiB, or more items than one request may carry",
+    415: "The body is not sent as one of the media types this operation takes",
+    421: "The Host header is not one of this server's own names (see docs/api.md, "
+         "Security)",
+    422: "One item of the body is invalid; `index` and `field` say which",
+    429: "Rate limited; retry after `Retry-After` seconds",
+    503: "The store is unavailable; nothing was applied; retry after `Retry-After` seconds",
+}
+AUTH = (401, 403, 429)  # what a route that checks its caller's key may answer
+BEYOND_SCHEMA = "x-beyond-schema"  # per response: the rules behind it no schema can state
+
+
+def errors(*codes: int, beyond_schema: dict[int, list[str]] | None = None
+           ) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entry of a route that authenticates its caller (so it may also
+    answer 401, 403 and 429), documenting JSON errors with these statuses too.
+
+    `beyond_schema` lists, per status, the rules behind it that a schema cannot state (a
+    relation between two parameters, the server's clock), in its description and as
+    ``x-beyond-schema``: tests/test_openapi_fuzz.py lets a schema-valid request be refused
+    with that status only where such a rule is listed."""
+    beyond = beyond_schema or {}
+    statuses = sorted({*codes, *AUTH})
+    assert set(beyond) <= set(statuses), "a rule beyond the schema needs its status listed"
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in statuses:
+        out[code] = {"model": ErrorOut, "description": MEANINGS[code]}
+        if code in beyond:
+            out[code]["description"] += "; also: " + "; ".join(beyond[code])
+            out[code][BEYOND_SCHEMA] = beyond[code]
+    return out
+
+
+def json_body(schema: str) -> dict[str, Any]:
+    """OpenAPI request body of a route that parses one JSON object `schema` itself."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
 
 
 def batch_body(schema: str) -> dict[str, Any]:
     """OpenAPI request body of an ingest route: one `schema` object, an array of them, or
     NDJSON (the route parses the body itself, so FastAPI cannot infer this)."""
     ref = {"$ref": f"#/components/schemas/{schema}"}
+    array = {"type": "array", "items": ref, "minItems": 1, "maxItems": MAX_EVENTS}
+    # NDJSON: the same items, one JSON text per line (OpenAPI 3.1 has no itemSchema yet)
+    ndjson = {"schema": {**array, "description": f"one {schema} per line"}}
     return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"oneOf": [ref, {"type": "array", "items": ref}]}},
-        "application/x-ndjson": {"schema": {"type": "string"}}}}}
+        "application/json": {"schema": {"oneOf": [ref, array]}},
+        **dict.fromkeys(NDJSON_TYPES, ndjson)}}}
+
+
+def body_models() -> dict[str, dict[str, Any]]:
+    """The component schemas of the bodies the routes parse themselves."""
+    models: list[type[BaseModel]] = [EventIn, MetricIn, PresenceConfigIn,
+                                     *PRESENCE_OPS.values()]
+    out = {m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}")
+           for m in models}
+    refs = {kind: f"#/components/schemas/{m.__name__}" for kind, m in PRESENCE_OPS.items()}
+    out["PresenceIn"] = {"oneOf": [{"$ref": ref} for ref in refs.values()],
+                         "discriminator": {"propertyName": "type", "mapping": refs}}
+    return out
+
+
+def finish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the generated document say what every operation can answer.
+
+    FastAPI documents a 422 ``HTTPValidationError`` that never happens (a bad parameter
+    is a 400 here); every operation with parameters or a body can be a 400, every body a
+    413 or a 415, and every request a 421 (the Host check).
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for gone in ("HTTPValidationError", "ValidationError"):
+        components.pop(gone, None)
+    components.update(body_models())
+    error = {"description": "", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                del responses["422"]
+            implied = [421]
+            if operation.get("parameters") or "requestBody" in operation:
+                implied.append(400)
+            if "requestBody" in operation:
+                implied += [413, 415]
+            for code in implied:
+                responses.setdefault(str(code), {**error, "description": MEANINGS[code]})
+            operation["responses"] = dict(sorted(responses.items()))
+    return schema

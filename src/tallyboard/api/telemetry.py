@@ -116,7 +116,8 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route: Any = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
+            # path_format: the template as documented, `{metric}` not `{metric:name}`
+            path = getattr(route, "path_format", None) or "unmatched"
             code = str(status[0])
             self.telemetry.requests.labels(path, scope["method"], code).inc()
             self.telemetry.latency.labels(path, code).observe(time.perf_counter() - started)

@@ -3,7 +3,6 @@ and migrate (the PostgreSQL schema)."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from ..api.guards import is_loopback
 from ..engine import Tallyboard, tune_gc
 from ..errors import TallyboardError
 from ..redact import redact, settings_problems
@@ -61,6 +61,7 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
     import uvicorn
 
     from ..api import create_app
+    from ..api.wire import json_errors_protocol
 
     settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url,
                                 durability=durability, buffer=buffer_url, store=store,
@@ -71,7 +72,7 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
                   f"http://{settings.host}:{settings.port}")
     try:
         uvicorn.run(create_app(engine, settings), host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False, http=json_errors_protocol())
     finally:
         engine.close()
 
@@ -84,7 +85,7 @@ def settings_or_exit(config_file: Path | None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise click.ClickException(f"invalid settings:\n{settings_problems(exc.errors())}") \
             from None
-    if not settings.keys and not _is_loopback(settings.host):
+    if not settings.keys and not is_loopback(settings.host):
         raise click.ClickException(
             f"refusing to listen on {settings.host} without API keys: anyone could write. "
             "Add [[keys]] to the config file, or listen on 127.0.0.1.")
@@ -134,15 +135,6 @@ def _log(settings: Settings, progress: Callable[[int, int | None], None]) -> Any
         raise failure(exc) from exc
     except ValueError as exc:  # an unsupported URL
         raise click.ClickException(redact(str(exc))) from exc
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @main.command()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
 from ..calendar import Calendar, CalendarError
+from ..windows import ROLLING_SPAN
 
-_ROLLING = re.compile(r"^\d{1,9}[smhd]$")
 CALENDAR_FIELDS = ("timezone", "day_start", "week_start", "dimensions")
 FIELDS = (*CALENDAR_FIELDS, "rolling")
 # Each hot rolling window is a board over every member, built on PUT and on restart and
@@ -65,7 +64,7 @@ class MetricConfig:
                 raise ConfigError("dimension names must be 1-64 characters (no U+0000)",
                                   "dimensions")
         for text in values.get("rolling", ()):
-            if not _ROLLING.match(text) or int(text[:-1]) == 0:
+            if not ROLLING_SPAN.fullmatch(text):
                 raise ConfigError(f"rolling windows look like '24h' or '7d', got {text!r}",
                                   "rolling")
         if len(values.get("rolling", ())) > MAX_ROLLING:

@@ -92,17 +92,24 @@ def check_event(raw: object, index: int, space: str, now: float, skew: float) ->
     metric = check_name(raw.get("metric"), "metric", index)
     member = check_name(raw.get("member"), "member", index)
     value = raw.get("value", 1)
-    if type(value) is not int:
+    if type(value) is not int and not _huge(value):
         raise InvalidEvent("value must be a JSON integer (no floats, strings or booleans)",
                            index, "value")
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise InvalidEvent("value must fit in a signed 64-bit integer", index, "value")
+    if _huge(value) or not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidEvent(f"value is out of the signed 64-bit range ({INT64_MIN} to "
+                           f"{INT64_MAX})", index, "value")
     ts = check_ts(raw.get("ts"), index, now, skew)
     tags = check_tags(raw.get("tags"), index)
     eid = raw.get("id")
     if eid is not None:
         eid = check_name(eid, "id", index)
     return Event(sp, metric, member, ts, value, tags, eid)
+
+
+def _huge(value: object) -> bool:
+    """A number past the 64-bit range that the JSON parser could only give as a float
+    (orjson reads an integer literal beyond 64 bits, like 2**64, as a float)."""
+    return type(value) is float and math.isfinite(value) and abs(value) >= 2.0 ** 63
 
 
 def check_tags(tags: object, index: int) -> dict[str, str] | None:

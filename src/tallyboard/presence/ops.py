@@ -24,7 +24,7 @@ def check_op(raw: object, index: int, space: str, now: float, skew: float) -> Pr
     if not isinstance(raw, dict):
         raise InvalidEvent("each presence operation must be a JSON object", index, "event")
     kind = raw.get("type")
-    if kind not in OP_FIELDS:
+    if not isinstance(kind, str) or kind not in OP_FIELDS:  # {} or [] are unhashable
         raise InvalidEvent("type must be join, leave or snapshot", index, "type")
     for key in raw:
         if key not in OP_FIELDS[kind]:

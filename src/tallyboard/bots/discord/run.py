@@ -22,6 +22,7 @@ import uvicorn
 from discord.utils import MISSING
 from fastapi import FastAPI
 
+from ...api.wire import json_errors_protocol
 from ...redact import redact
 from .bot import StatsBot
 
@@ -48,7 +49,8 @@ async def serve(bot: StatsBot, token: str, app: FastAPI, host: str, port: int) -
     """Run `bot` and `app` until a signal, or until either ends (a bad token ends the
     bot: its error is raised here)."""
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                    access_log=False, lifespan="off"))
+                                    access_log=False, lifespan="off",
+                                    http=json_errors_protocol()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
