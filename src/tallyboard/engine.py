@@ -13,46 +13,34 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from .bounds import Instant, instant, span
 from .calendar import STEPS, Calendar, CalendarError
 from .core.columns import Columns, check_columns
 from .core.config import ConfigError, MetricConfig
 from .core.events import MAX_NAME, NUL, Event, check_events
 from .core.metric import FilterKey, MetricState, TooManyPoints
-from .core.results import Leaderboard, Point, Rank, Streak
+from .core.results import Accepted, Leaderboard, Point, Rank, Streak
 from .errors import BadQuery, Conflict, InvalidEvent, NotFound, StoreUnavailable
 from .presence.ledger import PresenceLedger, PresenceSettings
 from .presence.ops import PresenceBatch
 from .presence_engine import PresenceEngine
 from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey, StateReset
 from .stores.batches import by_space, without
-from .windows import Window, WindowError, check_instant, parse_instant
+from .windows import Window, WindowError
 
 log = logging.getLogger("tallyboard")
 
-Instant = float | int | str | datetime
 DEFAULT_SPACE = "default"
 ID_RETENTION = 7 * 86400  # ids are remembered at least this long (SPEC §3)
 MAX_RADIUS = 1000
 MAX_N = 1000
 MAX_GROUP = 10_000
 COLUMNS_FROM = 256  # row batches this big are applied as columns: same result, faster
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """How many events a request added, and how many it skipped as already-seen ids."""
-
-    accepted: int
-    duplicates: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates}
 
 
 def tune_gc() -> None:
@@ -64,29 +52,6 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def instant(value: Instant | None, param: str) -> float | None:
-    """A query bound as Unix seconds (None stays None)."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise BadQuery(f"{param} must be timezone-aware", param)
-            return check_instant(value.timestamp(), param)
-        return parse_instant(value, param)
-    except WindowError as exc:
-        raise BadQuery(str(exc), exc.param) from None
-
-
-def span(start: Instant | None, end: Instant | None) -> tuple[float | None, float | None]:
-    """The bounds of a ``[start, end)`` query as Unix seconds: one rule for every query
-    taking both, a start after its end is a BadQuery (never an empty answer)."""
-    lo, hi = instant(start, "start"), instant(end, "end")
-    if lo is not None and hi is not None and lo > hi:
-        raise BadQuery("start must not be after end", "start")
-    return lo, hi
 
 
 class Tallyboard(PresenceEngine):

@@ -11,21 +11,19 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .bounds import Instant, span
 from .calendar import STEPS
 from .core.config import MetricConfig
 from .core.events import INT64_MAX
 from .core.metric import MAX_POINTS, MetricState
+from .core.results import Accepted
 from .errors import BadQuery, Conflict, OutOfOrder
 from .presence.concurrency import Bucket, concurrency
 from .presence.ledger import LateOperation, PresenceLedger, PresenceSettings, Session
 from .presence.ops import PresenceBatch, check_ops
 from .stores.base import PRESENCE_KEY, EventLog, MetricKey
-
-if TYPE_CHECKING:
-    from .engine import Accepted, Instant
-
 
 
 class PresenceEngine:
@@ -131,8 +129,6 @@ class PresenceEngine:
         older than its room's newest op) is a Conflict naming its index: late presence
         is refused rather than credited wrongly.
         """
-        from .engine import Accepted
-
         now = self.clock()
         batch = check_ops(list(ops), space, now, self.skew)
         spaces = sorted({op.space for op in batch})
@@ -197,8 +193,6 @@ class PresenceEngine:
     def sessions(self, member: str, *, start: Instant | None = None,
                  end: Instant | None = None, space: str = "default") -> list[dict[str, Any]]:
         """A member's sessions overlapping ``[start, end)``; an open one has end None."""
-        from .engine import span
-
         lo, hi = span(start, end)
         with self._reading(space):
             now = math.ceil(self.clock())
@@ -211,8 +205,6 @@ class PresenceEngine:
                     start: Instant | None = None, end: Instant | None = None,
                     space: str = "default") -> list[Bucket]:
         """Peak and average presence per `step` bucket over ``[start, end)`` (end <= now)."""
-        from .engine import span
-
         if step not in STEPS:
             raise BadQuery(f"step must be one of {', '.join(STEPS)}", "step")
         lo, hi = span(start, end)
@@ -242,8 +234,6 @@ class PresenceEngine:
                    space: str = "default") -> dict[str, Any]:
         """Moves from room to room in ``[start, end)`` (by the join's time), counted per
         pair, most frequent first; with `member`, also that member's moves in order."""
-        from .engine import span
-
         lo, hi = span(start, end)
         with self._reading(space):
             found = [m for m in self._ledger(space).migrations(member)

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from prometheus_client import Counter
 from starlette.requests import ClientDisconnect
 
-from ..engine import Accepted, Tallyboard
+from ..core.results import Accepted
+from ..engine import Tallyboard
 from ..errors import BadQuery, BadRequest, TallyboardError, TooLarge
 from .auth import Principal
 from .body import MAX_BYTES, parse_items

@@ -11,32 +11,26 @@ import math
 from array import array
 from collections.abc import Iterable, Sequence
 from itertools import count, islice, pairwise
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 
 from ..calendar import FIXED_STEPS, Calendar
-from ..presence.board import GrowingBoard
 from ..windows import Window, ceil_second
 from .board import Board, Bounds, ChangeLog
 from .columns import Columns
 from .config import MetricConfig
 from .events import Event
+from .growing_board import GrowingBoard
 from .intervals import IntervalSeries
 from .results import Entry, Leaderboard, Point, Rank, Streak
-from .series import MemberSeries
+from .series import MemberSeries, Series
 from .streak import counted_days, streak_of
 
 FilterKey = tuple[str, str] | None
 HotBoard = Board | GrowingBoard
 
 
-class Series(Protocol):
-    """What queries need of a member's data: events (MemberSeries) or sessions."""
-
-    def total(self, lo: int | None, hi: int | None, upto: int | None = None) -> int: ...
-
-    def first_at_or_after(self, t: int) -> int | None: ...
 MAX_POINTS = 10_000
 WARM_FROM = 1_000  # members: smaller metrics build their hot boards on first use
 _CHANGELOG_LIMIT = 1 << 21  # boards lagging further than this are dropped and rebuilt

@@ -12,9 +12,19 @@ import itertools
 from array import array
 from bisect import bisect_left
 from collections.abc import MutableSequence
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
+
+
+class Series(Protocol):
+    """What queries need of a member's data: events (MemberSeries) or sessions
+    (IntervalSeries)."""
+
+    def total(self, lo: int | None, hi: int | None, upto: int | None = None) -> int: ...
+
+    def first_at_or_after(self, t: int) -> int | None: ...
+
 
 _SAFE = 1 << 52  # below this every partial sum is exact in int64 (and float64)
 

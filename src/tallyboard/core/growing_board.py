@@ -16,9 +16,9 @@ from itertools import islice
 
 from sortedcontainers import SortedList
 
-from ..core.board import Change
-from ..core.intervals import IntervalSeries
-from ..core.results import Entry
+from .board import Change
+from .intervals import IntervalSeries
+from .results import Entry
 
 Bounds = Callable[[float], tuple[int | None, int]]
 
