@@ -43,6 +43,7 @@ class PresenceEngine:
     _reading: Callable[[str], contextlib.AbstractContextManager[None]]
     _catch_up: Callable[..., None]
     _take: Callable[..., int]
+    _keep_boards_up: Callable[[], None]
     _append: Callable[[float, Any, Mapping[MetricKey, Mapping[str, Any]]], Collection[int]]
     _ledgers: dict[str, PresenceLedger]
     _presence_settings: dict[str, PresenceSettings]
@@ -150,6 +151,7 @@ class PresenceEngine:
                     created[key] = self._presence_config().to_dict()
             held = self._append(now, PresenceBatch(fresh), created)
             added = self._take(now, PresenceBatch(fresh), held, created, presence=True)
+        self._keep_boards_up()
         return Accepted(added, duplicates + len(held))
 
     def _presence_config(self) -> MetricConfig:
@@ -165,18 +167,22 @@ class PresenceEngine:
                 self._presence_settings.get(space, PresenceSettings()))
         return ledger
 
-    def _apply_presence(self, ops: PresenceBatch) -> None:
+    def _apply_presence(self, ops: PresenceBatch) -> list[MetricState]:
+        """Apply presence ops to the ledgers and presence metrics; the metrics touched."""
+        touched: dict[MetricKey, MetricState] = {}
         for op in ops:
             key = (op.space, self._presence_metric_name(op.space))
             state = self._metrics.get(key)
             if state is None:
                 state = self._metrics[key] = MetricState(self._presence_config(),
                                                          presence=True)
+            touched[key] = state
             for change in self._ledger(op.space).apply(op):
                 if change.kind == "join":
                     state.begin(change.member, change.room, change.ts)
                 else:
                     state.end(change.member, change.room, change.since, change.ts)
+        return list(touched.values())
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self, *, space: str = "default") -> list[dict[str, Any]]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ from starlette.routing import Match
 
 from .. import __name__ as package
 from ..bots.state import BotState
-from ..engine import Tallyboard
+from ..engine import KEEP_UP_EVERY, Tallyboard
 from ..errors import StoreUnavailable, TallyboardError, Unauthorized
 from ..settings import Settings
 from .auth import KeyRing
@@ -46,7 +47,8 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(title="tallyboard", version="1", docs_url="/docs", redoc_url=None,
                   description="Exact, real-time counters, leaderboards, streaks and presence.",
-                  dependencies=[Depends(declared_media_type)])
+                  dependencies=[Depends(declared_media_type)],
+                  lifespan=functools.partial(_keeping_up, engine))
     app.state.engine = engine
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.telemetry = telemetry = Telemetry(engine)
@@ -92,6 +94,25 @@ def add_bot_routes(app: FastAPI, state: BotState) -> None:
     app.state.bot_state = state
     app.include_router(bot_router)
     app.openapi_schema = None
+
+
+@contextlib.asynccontextmanager
+async def _keeping_up(engine: Tallyboard, app: FastAPI) -> AsyncIterator[None]:
+    """While the app serves: the engine's keep_up step every KEEP_UP_EVERY seconds, off
+    the event loop, so reads find their boards current (see Tallyboard.keep_up)."""
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_keep_up, engine)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+async def _keep_up(engine: Tallyboard) -> None:
+    while True:
+        await anyio.sleep(KEEP_UP_EVERY)
+        try:
+            await _in_thread(engine.keep_up)
+        except Exception:  # a step that fails is logged and tried again next time
+            log.exception("keeping the hot boards up failed")
 
 
 def _guard_hosts(app: FastAPI, settings: Settings) -> None:

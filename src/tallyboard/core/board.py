@@ -20,6 +20,7 @@ Bounds = Callable[[float], tuple[int | None, int]]
 
 
 Change = tuple[int, int, str]  # (first second, last second, member) of some new events
+_BULK_FROM = 64  # fewer changed members than this are always moved one by one
 
 
 class ChangeLog:
@@ -93,8 +94,23 @@ class Board:
         if self._rolling and lo is not None:
             self._expire(lo, hi, candidates)
         self.lo, self.hi = lo, hi
+        if len(candidates) > max(_BULK_FROM, len(self.scores) >> 2):
+            self._reorder(candidates, lo, hi)
+            return
         for member in candidates:
             self._set(member, self._series[member].total(lo, hi))
+
+    def _reorder(self, members: Iterable[str], lo: int | None, hi: int) -> None:
+        """Rescore many members at once, then sort the board afresh: one C-level sort
+        beats a SortedList removal and insertion per member once a quarter has moved."""
+        scores, series = self.scores, self._series
+        for member in members:
+            score = series[member].total(lo, hi)
+            if score:
+                scores[member] = score
+            else:
+                scores.pop(member, None)
+        self.order = SortedList((-v, m) for m, v in scores.items())
 
     def _track_leave(self, sec: int, member: str) -> None:
         if self._rolling:

@@ -220,6 +220,33 @@ class MetricState:
             self._trim(key)
         return board
 
+    def boards_to_sync(self, every_board: bool = False) -> list[tuple[FilterKey, str]]:
+        """The hot boards with changes they have not taken (`every_board`: all of them,
+        for what time alone changes), by key."""
+        out = []
+        for bkey, board in self._boards.items():
+            clog = self._changes.get(bkey[0])
+            if every_board or (clog is not None and board.cursor != clog.head):
+                out.append(bkey)
+        return out
+
+    def sync_board(self, bkey: tuple[FilterKey, str], now: float,
+                   most: int | None = None) -> bool:
+        """Bring one hot board to `now` with (at most `most` of) the changes it has not
+        taken, off any read: the engine calls this after each write and on its keep-up
+        step, so reads find only what time did since (a window's start moving, future
+        events coming due). Whether the board has taken every change."""
+        board, clog = self._boards.get(bkey), self._changes.get(bkey[0])
+        if board is None or clog is None:  # dropped meanwhile (lagging, or reconfigured)
+            return True
+        changes = clog.since(board.cursor)
+        if most is not None and len(changes) > most:
+            board.sync(now, changes[:most], board.cursor + most)  # a state it passes by
+            return False
+        board.sync(now, changes, clog.head)
+        self._trim(bkey[0])
+        return True
+
     def _new_board(self, key: FilterKey, window: Window, cursor: int) -> HotBoard:
         if self.presence:
             return GrowingBoard(cast(dict[str, IntervalSeries], self.series_of(key)),
