@@ -172,11 +172,22 @@ class PresenceEngine:
             if state is None:
                 state = self._metrics[key] = MetricState(self._presence_config(),
                                                          presence=True)
+            joining: list[str] = []  # a run of joins of one room at one second `ts`
+            ts = op.ts
             for change in self._ledger(op.space).apply(op):
                 if change.kind == "join":
-                    state.begin(change.member, change.room, change.ts)
-                else:
-                    state.end(change.member, change.room, change.since, change.ts)
+                    if joining and change.ts != ts:
+                        state.begin_many(joining, op.room, ts)
+                        joining = []
+                    joining.append(change.member)
+                    ts = change.ts
+                    continue
+                if joining:
+                    state.begin_many(joining, op.room, ts)
+                    joining = []
+                state.end(change.member, change.room, change.since, change.ts)
+            if joining:
+                state.begin_many(joining, op.room, ts)
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self, *, space: str = "default") -> list[dict[str, Any]]:

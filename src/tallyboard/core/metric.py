@@ -162,6 +162,23 @@ class MetricState:
             self._changed(key, ts, member)
         self.events += 1
 
+    def begin_many(self, members: Sequence[str], room: str, ts: int) -> None:
+        """`begin` for many members joining `room` at `ts` (a snapshot's arrivals)."""
+        for key in (None, ("room", room)):
+            by_member = self.series_of(key)
+            got = by_member.get
+            opened = (ts,)
+            for member in members:
+                s = got(member)
+                if s is None:
+                    by_member[member] = IntervalSeries(opened)
+                else:
+                    cast(IntervalSeries, s).begin(ts)
+            clog = self._changes.get(key)
+            if clog is not None:
+                clog.items.extend((ts, ts, m) for m in members)
+        self.events += len(members)
+
     def end(self, member: str, room: str, since: int, ts: int) -> None:
         """The session of `member` in `room` that opened at `since` closes at `ts`."""
         for key in (None, ("room", room)):
