@@ -21,7 +21,7 @@ from .board import Board, Bounds, ChangeLog
 from .columns import Columns
 from .config import MetricConfig
 from .events import Event
-from .growing_board import GrowingBoard
+from .growing_board import GrowingBoard, Placed
 from .intervals import IntervalSeries
 from .results import Entry, Leaderboard, Point, Rank, Streak
 from .series import MemberSeries, Series
@@ -50,6 +50,7 @@ class MetricState:
         self.series: dict[FilterKey, dict[str, Series]] = {None: {}}
         self._boards: dict[tuple[FilterKey, str], HotBoard] = {}
         self._changes: dict[FilterKey, ChangeLog] = {}
+        self._placed: dict[FilterKey, dict[str, Placed]] = {}  # shared by presence boards
 
     # ---- ingest -------------------------------------------------------------------------
     def apply(self, events: Iterable[Event]) -> None:
@@ -240,7 +241,7 @@ class MetricState:
     def _new_board(self, key: FilterKey, window: Window, cursor: int) -> HotBoard:
         if self.presence:
             return GrowingBoard(cast(dict[str, IntervalSeries], self.series_of(key)),
-                                self._bounds(window), cursor)
+                                self._bounds(window), cursor, self._placed.setdefault(key, {}))
         return Board(cast(dict[str, MemberSeries], self.series_of(key)), self._bounds(window),
                      window.kind == "rolling", cursor)
 
