@@ -172,22 +172,15 @@ class PresenceEngine:
             if state is None:
                 state = self._metrics[key] = MetricState(self._presence_config(),
                                                          presence=True)
-            joining: list[str] = []  # a run of joins of one room at one second `ts`
-            ts = op.ts
-            for change in self._ledger(op.space).apply(op):
-                if change.kind == "join":
-                    if joining and change.ts != ts:
-                        state.begin_many(joining, op.room, ts)
-                        joining = []
-                    joining.append(change.member)
-                    ts = change.ts
-                    continue
-                if joining:
-                    state.begin_many(joining, op.room, ts)
-                    joining = []
-                state.end(change.member, change.room, change.since, change.ts)
-            if joining:
-                state.begin_many(joining, op.room, ts)
+            changes = self._ledger(op.space).apply(op)
+            joined = [c.member for c in changes if c.kind == "join"]
+            for c in changes:  # a snapshot's leaves come before its joins, all at op.ts
+                if c.kind == "leave":
+                    state.end(c.member, c.room, c.since, c.ts)
+            if len(joined) == 1:
+                state.begin(joined[0], op.room, op.ts)
+            elif joined:
+                state.begin_many(joined, op.room, op.ts)
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self, *, space: str = "default") -> list[dict[str, Any]]:

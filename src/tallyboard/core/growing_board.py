@@ -66,29 +66,39 @@ class GrowingBoard:
         if old is not None:
             self._groups[old[2]].remove(old)
         series = self._series[member]
-        score = series.total(self.lo, hi, hi)
-        rate = series.covering(hi)
-        if score or rate:
-            entry = (rate * hi - score, member, rate)
-            same = self._shared.get(member)
-            if same == entry:
-                entry = same  # another window's board placed the member alike
-            else:
-                self._shared[member] = entry
-            self._at[member] = entry
-            group = self._groups.get(rate)
+        entry = self._entry(member, series.total(self.lo, hi, hi), series.covering(hi), hi)
+        if entry is not None:
+            group = self._groups.get(entry[2])
             if group is None:
-                group = self._groups[rate] = SortedList()
+                group = self._groups[entry[2]] = SortedList()
             group.add(entry)
 
+    def _entry(self, member: str, score: int, rate: int, hi: int) -> Placed | None:
+        """The member's entry at `hi` (None: not listed), recorded as its placement."""
+        if not (score or rate):
+            return None
+        entry = (rate * hi - score, member, rate)
+        same = self._shared.get(member)
+        if same == entry:
+            entry = same  # another window's board placed the member alike
+        else:
+            self._shared[member] = entry
+        self._at[member] = entry
+        return entry
+
     def _rebuild(self, lo: int | None, hi: int) -> None:
+        """Every member placed afresh; each rate's list sorted once, not grown one by one."""
         self.lo, self.hi = lo, hi
-        self._groups, self._at, self._entering = {}, {}, []
+        self._at, self._entering = {}, []
+        by_rate: dict[int, list[Placed]] = {}
         for member, series in self._series.items():
-            self._place(member, hi)
+            entry = self._entry(member, series.total(lo, hi, hi), series.covering(hi), hi)
+            if entry is not None:
+                by_rate.setdefault(entry[2], []).append(entry)
             nxt = series.next_change(hi)
             if nxt is not None:
                 self._entering.append((nxt, member))
+        self._groups = {rate: SortedList(entries) for rate, entries in by_rate.items()}
         heapq.heapify(self._entering)
 
     # ---- reading ---------------------------------------------------------------------------
