@@ -177,11 +177,15 @@ class PresenceEngine:
                 state = self._metrics[key] = MetricState(self._presence_config(),
                                                          presence=True)
             touched[key] = state
-            for change in self._ledger(op.space).apply(op):
-                if change.kind == "join":
-                    state.begin(change.member, change.room, change.ts)
-                else:
-                    state.end(change.member, change.room, change.since, change.ts)
+            changes = self._ledger(op.space).apply(op)
+            joined = [c.member for c in changes if c.kind == "join"]
+            for c in changes:  # a snapshot's leaves come before its joins, all at op.ts
+                if c.kind == "leave":
+                    state.end(c.member, c.room, c.since, c.ts)
+            if len(joined) == 1:
+                state.begin(joined[0], op.room, op.ts)
+            elif joined:
+                state.begin_many(joined, op.room, op.ts)
         return list(touched.values())
 
     # ---- reads ------------------------------------------------------------------------------

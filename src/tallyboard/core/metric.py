@@ -21,7 +21,7 @@ from .board import Board, Bounds, ChangeLog
 from .columns import Columns
 from .config import MetricConfig
 from .events import Event
-from .growing_board import GrowingBoard
+from .growing_board import GrowingBoard, Placed
 from .intervals import IntervalSeries
 from .results import Entry, Leaderboard, Point, Rank, Streak
 from .series import MemberSeries, Series
@@ -50,6 +50,7 @@ class MetricState:
         self.series: dict[FilterKey, dict[str, Series]] = {None: {}}
         self._boards: dict[tuple[FilterKey, str], HotBoard] = {}
         self._changes: dict[FilterKey, ChangeLog] = {}
+        self._placed: dict[FilterKey, dict[str, Placed]] = {}  # shared by presence boards
 
     # ---- ingest -------------------------------------------------------------------------
     def apply(self, events: Iterable[Event]) -> None:
@@ -162,6 +163,23 @@ class MetricState:
             self._changed(key, ts, member)
         self.events += 1
 
+    def begin_many(self, members: Sequence[str], room: str, ts: int) -> None:
+        """`begin` for many members joining `room` at `ts` (a snapshot's arrivals)."""
+        for key in (None, ("room", room)):
+            by_member = self.series_of(key)
+            got = by_member.get
+            opened = (ts,)
+            for member in members:
+                s = got(member)
+                if s is None:
+                    by_member[member] = IntervalSeries(opened)
+                else:
+                    cast(IntervalSeries, s).begin(ts)
+            clog = self._changes.get(key)
+            if clog is not None:
+                clog.items.extend((ts, ts, m) for m in members)
+        self.events += len(members)
+
     def end(self, member: str, room: str, since: int, ts: int) -> None:
         """The session of `member` in `room` that opened at `since` closes at `ts`."""
         for key in (None, ("room", room)):
@@ -250,7 +268,7 @@ class MetricState:
     def _new_board(self, key: FilterKey, window: Window, cursor: int) -> HotBoard:
         if self.presence:
             return GrowingBoard(cast(dict[str, IntervalSeries], self.series_of(key)),
-                                self._bounds(window), cursor)
+                                self._bounds(window), cursor, self._placed.setdefault(key, {}))
         return Board(cast(dict[str, MemberSeries], self.series_of(key)), self._bounds(window),
                      window.kind == "rolling", cursor)
 
