@@ -23,6 +23,7 @@ from ..bots.state import BotState
 from ..engine import KEEP_UP_EVERY, Tallyboard
 from ..errors import StoreUnavailable, TallyboardError, Unauthorized
 from ..settings import Settings
+from .admission import WriteGate
 from .auth import KeyRing
 from .bot_routes import router as bot_router
 from .guards import HostGuard, allowed_hosts, declared_media_type
@@ -53,6 +54,7 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.telemetry = telemetry = Telemetry(engine)
     app.state.run = _in_thread
+    app.state.writes = WriteGate(settings.max_pending_writes)
     app.include_router(router)
     app.include_router(presence_router)
     _guard_hosts(app, settings)

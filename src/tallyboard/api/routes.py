@@ -136,7 +136,8 @@ async def ingest(request: Request, who: Principal, space: str,
     who.require("write", {e["space"] if isinstance(e, dict) and isinstance(e.get("space"), str)
                           else space for e in items})
     try:
-        result = await request.app.state.run(record, items, space=space)
+        with request.app.state.writes.slot():
+            result = await request.app.state.run(record, items, space=space)
     except TallyboardError:
         outcomes.labels("rejected").inc(len(items))
         raise
