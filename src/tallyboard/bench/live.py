@@ -430,7 +430,6 @@ def writing(kind: str, url: str, prefix: str, rate: float) -> Iterator[Callable[
         raise RuntimeError(f"the {kind} writer exited with {proc.exitcode}")
 
 
-
 def summary(seconds: list[float]) -> dict[str, float]:
     """p50/p99/max in milliseconds and the count of `seconds`."""
     if not seconds:
