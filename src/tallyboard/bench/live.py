@@ -623,6 +623,7 @@ def _snapshot_http(tmp: Path, size: int, rest_seconds: float,
         joins = [{"type": "join", "member": f"w{i}", "room": f"r{i % 100}"}
                  for i in range(1_000)]
         admin.send("POST", "/v1/presence", orjson.dumps(joins))
+        admin.close()
         paths = {"top10 presence day": f"/v1/leaderboard?metric={PRESENCE_METRIC}&n=10"
                                        "&window=day",
                  "rooms": "/v1/presence/rooms"}
@@ -652,15 +653,16 @@ def _snapshot_http(tmp: Path, size: int, rest_seconds: float,
             rest_until = time.perf_counter()
             for i, members in enumerate(_snapshots(size)):
                 body = _snapshot_body(members)
+                poster = Http(server.url)  # the server closes keep-alive connections idle 5 s
                 t0 = time.perf_counter()
-                refused += admin.send("POST", "/v1/presence", body)
+                refused += poster.send("POST", "/v1/presence", body)
                 spans.append((t0, time.perf_counter()))
+                poster.close()
                 progress("live: HTTP snapshots", i + 1, SNAPSHOTS)
                 time.sleep(0.2)
         finally:
             stop.set()
             thread.join()
-        admin.close()
     finally:
         server.stop()
     during = [(k, a, b) for k, a, b in reads if any(a < hi and b > lo for lo, hi in spans)]
