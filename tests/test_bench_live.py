@@ -36,7 +36,9 @@ def test_live_workload_measures_every_level_and_renders() -> None:
         for c in levels:
             assert c["reads"] > 0 and set(c["kinds"]) == set(KINDS), (part, c)
             assert 0 < c["p50_ms"] <= c["p99_ms"]
-            assert (c["events_per_s"] > 0) == (c["rate"] > 0)
+        for rate in (0, *RATES):  # a 0.5 s cell on a busy machine may see no batch end
+            written = sum(c["events_per_s"] for c in levels if c["rate"] == rate)
+            assert (written > 0) == (rate > 0), (part, rate)
     assert lv["seed"]["keys_left"] == 0
     ip = lv["in_process"]
     assert ip["rest"]["reads"] > 0 and ip["busy"]["reads"] > 0
