@@ -588,7 +588,7 @@ def _in_process(tmp: Path, history: dict[str, Any], cell: float,
     finally:
         tb.close()
     return {"rate": IN_PROCESS_RATE, "batch": IN_PROCESS_BATCH, "rest": rest,
-            "busy": {"events_per_s": achieved, **busy}}
+            "written": sent[0], "busy": {"events_per_s": achieved, **busy}}
 
 
 # ---- presence --------------------------------------------------------------------------------
