@@ -109,12 +109,20 @@ async def _keeping_up(engine: Tallyboard, app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _keep_up(engine: Tallyboard) -> None:
+    failing = False
     while True:
         await anyio.sleep(KEEP_UP_EVERY)
         try:
             await _in_thread(engine.keep_up)
-        except Exception:  # a step that fails is logged and tried again next time
-            log.exception("keeping the hot boards up failed")
+        except Exception:  # tried again next time; logged once per run of failures
+            if not failing:
+                log.exception("keeping the hot boards up failed; retrying every %.2fs "
+                              "(reads still catch up by themselves)", KEEP_UP_EVERY)
+            failing = True
+        else:
+            if failing:
+                log.info("keeping the hot boards up works again")
+            failing = False
 
 
 def _guard_hosts(app: FastAPI, settings: Settings) -> None:
