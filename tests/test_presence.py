@@ -415,6 +415,23 @@ def test_order_is_per_member_and_room() -> None:
         tb.presence([join("x", "cy", T), leave("x", "cy", T - 1)])
 
 
+@pytest.mark.parametrize("batch", [
+    # the room's newest op (bob's leave at T) counts though a join came first in the request
+    [join("r", "cy", T - 50), snap("r", ["cy"], T - 40)],
+    # a snapshot that closed ann's session counts for her after a later snapshot of the room
+    [snap("r", ["bob"], T + 10), snap("r", ["bob"], T + 20), join("r", "ann", T + 5)],
+    # a snapshot counts for whoever an earlier op of the request had put in the room
+    [join("r", "cy", T - 50), snap("r", [], T + 10), leave("r", "cy", T + 5)],
+])
+def test_snapshots_in_a_request_order_the_ops_after_them(batch: list[dict[str, Any]]) -> None:
+    clock = Clock(T + 60)
+    tb = _open(clock)
+    tb.presence([join("r", "ann", T - 100), join("r", "bob", T - 100), leave("r", "bob", T)])
+    with pytest.raises(OutOfOrder) as caught:
+        tb.presence(batch)
+    assert caught.value.details["index"] == len(batch) - 1
+
+
 def test_ids_are_idempotent() -> None:
     clock = Clock(T)
     tb = _open(clock)

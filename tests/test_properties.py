@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 import tallyboard
 from pg_support import STORES, HotStores, PgDatabase, backing
 from reference import WEEKDAYS, RefCalendar, Reference, Rejected, to_seconds
+from tallyboard.core import board as core_board
 from tallyboard.errors import Conflict, InvalidEvent, NotFound
 from tallyboard.stores import EventLog, MemoryLog
 
@@ -375,6 +377,7 @@ OPS = st.one_of(
     st.tuples(st.just("boundary"), st.sampled_from(["day", "day", "week", "month"]),
               st.integers(-2, 2)),
     st.tuples(st.just("back"), st.integers(1, 120)),
+    st.tuples(st.just("keep_up")),  # the server's step between requests
     st.tuples(st.just("record"), st.lists(hot_events, min_size=1, max_size=6)),
     st.tuples(st.just("record"), st.lists(hot_events, min_size=1, max_size=6)),
     st.tuples(st.just("leaderboard"), st.sampled_from(WINDOWS), st.integers(1, 6),
@@ -395,7 +398,17 @@ def test_hot_boards_follow_the_clock(cal: RefCalendar, data: st.DataObject,
                                      ops: list[tuple[Any, ...]], log: str,
                                      request: pytest.FixtureRequest) -> None:
     """Queries "as of now" (hot boards, updated incrementally) equal the model at the
-    clock's time after any interleaving of writes, queries and clock moves."""
+    clock's time after any interleaving of writes, queries, keep-up steps and clock
+    moves; boards resort in bulk from the first changed member in half of the runs."""
+    if data.draw(st.booleans(), label="bulk resort"):
+        with mock.patch.object(core_board, "_BULK_FROM", 0):
+            _follow_the_clock(cal, data, ops, log, request)
+    else:
+        _follow_the_clock(cal, data, ops, log, request)
+
+
+def _follow_the_clock(cal: RefCalendar, data: st.DataObject, ops: list[tuple[Any, ...]],
+                      log: str, request: pytest.FixtureRequest) -> None:
     clock = Clock(data.draw(instants(boundaries(cal))))
     began = clock.t
     pg = database(request, log)
@@ -406,6 +419,8 @@ def test_hot_boards_follow_the_clock(cal: RefCalendar, data: st.DataObject,
             clock.t += args[0]
         elif kind == "back":  # an NTP step backwards: boards must not keep the future
             clock.t -= args[0]
+        elif kind == "keep_up":
+            tb.keep_up()
         elif kind == "boundary":
             step, k = args
             clock.t = max(clock.t, cal.period(step, clock.t)[1] + k)

@@ -18,8 +18,8 @@ from .calendar import Calendar
 from .client import RemoteTallyboard
 from .core.config import MetricConfig
 from .core.events import Event
-from .core.results import Entry, Leaderboard, Point, Rank, Run, Streak
-from .engine import Accepted, Tallyboard, tune_gc
+from .core.results import Accepted, Entry, Leaderboard, Point, Rank, Run, Streak
+from .engine import Tallyboard, tune_gc
 from .errors import (
     BadQuery,
     BadRequest,

@@ -14,9 +14,10 @@ from urllib.parse import quote
 import httpx
 
 from . import errors
+from .bounds import Instant
 from .core.events import Event
-from .core.results import Entry, Leaderboard, Point, Rank, Run, Streak
-from .engine import DEFAULT_SPACE, Accepted, Instant
+from .core.results import Accepted, Entry, Leaderboard, Point, Rank, Run, Streak
+from .engine import DEFAULT_SPACE
 
 _BY_CODE: dict[str, type[errors.TallyboardError]] = {
     cls.code: cls for cls in (errors.BadQuery, errors.BadRequest, errors.Unauthorized,

@@ -10,49 +10,45 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from .bounds import Instant, instant, span
 from .calendar import STEPS, Calendar, CalendarError
 from .core.columns import Columns, check_columns
 from .core.config import ConfigError, MetricConfig
 from .core.events import MAX_NAME, NUL, Event, check_events
 from .core.metric import FilterKey, MetricState, TooManyPoints
-from .core.results import Leaderboard, Point, Rank, Streak
+from .core.results import Accepted, Leaderboard, Point, Rank, Streak
 from .errors import BadQuery, Conflict, InvalidEvent, NotFound, StoreUnavailable
 from .presence.ledger import PresenceLedger, PresenceSettings
 from .presence.ops import PresenceBatch
 from .presence_engine import PresenceEngine
 from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey, StateReset
 from .stores.batches import by_space, without
-from .windows import Window, WindowError, check_instant, parse_instant
+from .windows import Window, WindowError
 
 log = logging.getLogger("tallyboard")
 
-Instant = float | int | str | datetime
 DEFAULT_SPACE = "default"
 ID_RETENTION = 7 * 86400  # ids are remembered at least this long (SPEC §3)
 MAX_RADIUS = 1000
 MAX_N = 1000
 MAX_GROUP = 10_000
+KEEP_UP_EVERY = 0.05  # seconds between a server's keep_up steps: a read's most lag
+SYNC_TURN = 256  # changes a board takes per turn of the lock (~1 ms) when kept up
 COLUMNS_FROM = 256  # row batches this big are applied as columns: same result, faster
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """How many events a request added, and how many it skipped as already-seen ids."""
-
-    accepted: int
-    duplicates: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates}
+# Give the GIL to another thread: sched_yield releases it for ~1 us where sleep(0) takes
+# ~90 us on a VM's timer.
+_yield: Callable[[], object] = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 def tune_gc() -> None:
@@ -64,29 +60,6 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def instant(value: Instant | None, param: str) -> float | None:
-    """A query bound as Unix seconds (None stays None)."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise BadQuery(f"{param} must be timezone-aware", param)
-            return check_instant(value.timestamp(), param)
-        return parse_instant(value, param)
-    except WindowError as exc:
-        raise BadQuery(str(exc), exc.param) from None
-
-
-def span(start: Instant | None, end: Instant | None) -> tuple[float | None, float | None]:
-    """The bounds of a ``[start, end)`` query as Unix seconds: one rule for every query
-    taking both, a start after its end is a BadQuery (never an empty answer)."""
-    lo, hi = instant(start, "start"), instant(end, "end")
-    if lo is not None and hi is not None and lo > hi:
-        raise BadQuery("start must not be after end", "start")
-    return lo, hi
 
 
 class Tallyboard(PresenceEngine):
@@ -115,6 +88,7 @@ class Tallyboard(PresenceEngine):
         self._presence_settings: dict[str, PresenceSettings] = {}
         self._ids: dict[str, dict[str, float]] = {}
         self._ids_pruned = 0.0
+        self._behind: set[MetricState] = set()  # metrics whose hot boards lack writes
         self.rebuild_seconds = 0.0
         self.on_append: Callable[[float], None] | None = None  # durable-write timings sink
         self.events_total = 0
@@ -144,6 +118,7 @@ class Tallyboard(PresenceEngine):
         now = self.clock()
         for state in self._metrics.values():
             state.warm(now)
+        self._behind.clear()  # every board there is was just built from all of it
         self.rebuild_seconds = time.perf_counter() - started
         log.info("loaded %d events in %d metrics in %.2fs", self.events_total,
                  len(self._metrics), self.rebuild_seconds)
@@ -179,6 +154,12 @@ class Tallyboard(PresenceEngine):
         Raises InvalidEvent (naming the index and field of the first bad event) before
         anything is written, and StoreUnavailable if the log refuses the write.
         """
+        accepted = self._record_many(events, space)
+        self._keep_boards_up()
+        return accepted
+
+    def _record_many(self, events: Iterable[Mapping[str, Any] | Event],
+                     space: str) -> Accepted:
         now = self.clock()
         raws = [e._asdict() if isinstance(e, Event) else e for e in events]
         checked = check_events(raws, space, now, self.skew)
@@ -273,6 +254,13 @@ class Tallyboard(PresenceEngine):
         default now), with ``tags[key][i]`` and ``ids[i]``. Same rules and result as
         `record_many`, several times faster for bulk loads.
         """
+        accepted = self._record_columns(metric, members, values, ts, tags, ids, space)
+        self._keep_boards_up()
+        return accepted
+
+    def _record_columns(self, metric: str, members: Sequence[str], values: Any, ts: Any,
+                        tags: Mapping[str, Sequence[str]] | None, ids: Sequence[str] | None,
+                        space: str) -> Accepted:
         now = self.clock()
         cols = check_columns(space, metric, members, values, ts, tags, ids, now, self.skew)
         with self.lock:
@@ -333,17 +321,26 @@ class Tallyboard(PresenceEngine):
         return fresh, len(events) - len(fresh)
 
     def _apply(self, events: Batch) -> None:
+        """Apply a batch in memory; the metrics it touched are behind until the write
+        that applied it brings their hot boards up (see _keep_boards_up)."""
         if isinstance(events, PresenceBatch):
-            self._apply_presence(events)
-            return
-        if isinstance(events, Columns):
-            key = (events.space, events.metric)
-            state = self._metrics.get(key)
-            if state is None:
-                state = self._metrics[key] = MetricState(self.default_config)
-            state.apply_columns(events)
-            self.events_total += len(events)
-            return
+            touched = self._apply_presence(events)
+        elif isinstance(events, Columns):
+            touched = [self._apply_columns(events)]
+        else:
+            touched = self._apply_rows(events)
+        self._behind.update(touched)
+
+    def _apply_columns(self, events: Columns) -> MetricState:
+        key = (events.space, events.metric)
+        state = self._metrics.get(key)
+        if state is None:
+            state = self._metrics[key] = MetricState(self.default_config)
+        state.apply_columns(events)
+        self.events_total += len(events)
+        return state
+
+    def _apply_rows(self, events: Sequence[Event]) -> list[MetricState]:
         by_metric: dict[MetricKey, list[Event]] = {}
         first = events[0][:2] if events else None
         if all(e[:2] == first for e in events):  # the usual request: one metric
@@ -351,6 +348,7 @@ class Tallyboard(PresenceEngine):
         else:
             for e in events:
                 by_metric.setdefault((e.space, e.metric), []).append(e)
+        touched: list[MetricState] = []
         for key, rows in by_metric.items():
             state = self._metrics.get(key)
             if state is None:  # a log written before its config: use today's defaults
@@ -359,7 +357,9 @@ class Tallyboard(PresenceEngine):
                 state.apply_columns(Columns.of_events(rows, state.config.dimensions))
             else:
                 state.apply(rows)
+            touched.append(state)
         self.events_total += len(events)
+        return touched
 
     def _prune_ids(self, now: float) -> None:
         if now - self._ids_pruned < 3600:
@@ -566,6 +566,38 @@ class Tallyboard(PresenceEngine):
         except WindowError as exc:
             raise BadQuery(str(exc), exc.param) from None
         return win, instant(at, "at")
+
+    # ---- keeping up between requests ---------------------------------------------------------
+    def keep_up(self) -> None:
+        """Between requests (the server calls this every KEEP_UP_EVERY seconds): follow
+        what other servers appended to the shared log, and move every hot board to now.
+
+        Writes already bring the boards they touch up to date; this covers what no write
+        of this process does: other servers' writes, and time itself (a rolling window's
+        start moving, a new day starting, future events coming due). So a read pays for
+        at most the last fraction of a second, whatever the write rate.
+        """
+        with self.lock:
+            if self.log.shared:
+                with contextlib.suppress(StoreUnavailable):  # /readyz says so meanwhile
+                    self._catch_up(*sorted({k[0] for k in self._metrics} | set(self._ledgers)))
+            self._behind.update(self._metrics.values())
+        self._keep_boards_up(every_board=True)
+
+    def _keep_boards_up(self, every_board: bool = False) -> None:
+        """Bring the hot boards of the metrics left behind up to date, SYNC_TURN changes
+        of one board per turn of the lock: a read waits for at most one turn, and finds
+        its own board with nothing (or, between two turns, one write) left to take."""
+        with self.lock:
+            behind, self._behind = self._behind, set()
+            turns = [(state, board) for state in behind
+                     for board in state.boards_to_sync(every_board)]
+        for state, board in turns:
+            done = False
+            while not done:
+                _yield()  # let a waiting read take the lock (and the GIL) first
+                with self.lock:
+                    done = state.sync_board(board, self.clock(), SYNC_TURN)
 
     # ---- following a log shared with other servers ------------------------------------------
     @contextlib.contextmanager

@@ -16,6 +16,7 @@
     ├── MisdirectedRequest    421  misdirected_request  Host is not the server's own name
     ├── InvalidEvent      422  invalid_event   one event of a batch is invalid (index, field)
     ├── RateLimited       429  rate_limited    transient, carries retry_after
+    ├── Busy              503  busy            too many writes waiting; carries retry_after
     └── StoreUnavailable  503  store_unavailable  transient, carries retry_after
 """
 
@@ -124,6 +125,19 @@ class InvalidEvent(TallyboardError, ValueError):
 class RateLimited(TallyboardError):
     status = 429
     code = "rate_limited"
+    transient = True
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Busy(TallyboardError):
+    """The server already has as many writes waiting as it takes; nothing was applied.
+    Retry later rather than queue behind a burst without end."""
+
+    status = 503
+    code = "busy"
     transient = True
 
     def __init__(self, message: str, retry_after: int = 1) -> None:

@@ -11,21 +11,19 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .bounds import Instant, span
 from .calendar import STEPS
 from .core.config import MetricConfig
 from .core.events import INT64_MAX
 from .core.metric import MAX_POINTS, MetricState
+from .core.results import Accepted
 from .errors import BadQuery, Conflict, OutOfOrder
 from .presence.concurrency import Bucket, concurrency
 from .presence.ledger import LateOperation, PresenceLedger, PresenceSettings, Session
 from .presence.ops import PresenceBatch, check_ops
 from .stores.base import PRESENCE_KEY, EventLog, MetricKey
-
-if TYPE_CHECKING:
-    from .engine import Accepted, Instant
-
 
 
 class PresenceEngine:
@@ -45,6 +43,7 @@ class PresenceEngine:
     _reading: Callable[[str], contextlib.AbstractContextManager[None]]
     _catch_up: Callable[..., None]
     _take: Callable[..., int]
+    _keep_boards_up: Callable[[], None]
     _append: Callable[[float, Any, Mapping[MetricKey, Mapping[str, Any]]], Collection[int]]
     _ledgers: dict[str, PresenceLedger]
     _presence_settings: dict[str, PresenceSettings]
@@ -131,8 +130,6 @@ class PresenceEngine:
         older than its room's newest op) is a Conflict naming its index: late presence
         is refused rather than credited wrongly.
         """
-        from .engine import Accepted
-
         now = self.clock()
         batch = check_ops(list(ops), space, now, self.skew)
         spaces = sorted({op.space for op in batch})
@@ -154,6 +151,7 @@ class PresenceEngine:
                     created[key] = self._presence_config().to_dict()
             held = self._append(now, PresenceBatch(fresh), created)
             added = self._take(now, PresenceBatch(fresh), held, created, presence=True)
+        self._keep_boards_up()
         return Accepted(added, duplicates + len(held))
 
     def _presence_config(self) -> MetricConfig:
@@ -169,18 +167,26 @@ class PresenceEngine:
                 self._presence_settings.get(space, PresenceSettings()))
         return ledger
 
-    def _apply_presence(self, ops: PresenceBatch) -> None:
+    def _apply_presence(self, ops: PresenceBatch) -> list[MetricState]:
+        """Apply presence ops to the ledgers and presence metrics; the metrics touched."""
+        touched: dict[MetricKey, MetricState] = {}
         for op in ops:
             key = (op.space, self._presence_metric_name(op.space))
             state = self._metrics.get(key)
             if state is None:
                 state = self._metrics[key] = MetricState(self._presence_config(),
                                                          presence=True)
-            for change in self._ledger(op.space).apply(op):
-                if change.kind == "join":
-                    state.begin(change.member, change.room, change.ts)
-                else:
-                    state.end(change.member, change.room, change.since, change.ts)
+            touched[key] = state
+            changes = self._ledger(op.space).apply(op)
+            joined = [c.member for c in changes if c.kind == "join"]
+            for c in changes:  # a snapshot's leaves come before its joins, all at op.ts
+                if c.kind == "leave":
+                    state.end(c.member, c.room, c.since, c.ts)
+            if len(joined) == 1:
+                state.begin(joined[0], op.room, op.ts)
+            elif joined:
+                state.begin_many(joined, op.room, op.ts)
+        return list(touched.values())
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self, *, space: str = "default") -> list[dict[str, Any]]:
@@ -197,8 +203,6 @@ class PresenceEngine:
     def sessions(self, member: str, *, start: Instant | None = None,
                  end: Instant | None = None, space: str = "default") -> list[dict[str, Any]]:
         """A member's sessions overlapping ``[start, end)``; an open one has end None."""
-        from .engine import span
-
         lo, hi = span(start, end)
         with self._reading(space):
             now = math.ceil(self.clock())
@@ -211,8 +215,6 @@ class PresenceEngine:
                     start: Instant | None = None, end: Instant | None = None,
                     space: str = "default") -> list[Bucket]:
         """Peak and average presence per `step` bucket over ``[start, end)`` (end <= now)."""
-        from .engine import span
-
         if step not in STEPS:
             raise BadQuery(f"step must be one of {', '.join(STEPS)}", "step")
         lo, hi = span(start, end)
@@ -242,8 +244,6 @@ class PresenceEngine:
                    space: str = "default") -> dict[str, Any]:
         """Moves from room to room in ``[start, end)`` (by the join's time), counted per
         pair, most frequent first; with `member`, also that member's moves in order."""
-        from .engine import span
-
         lo, hi = span(start, end)
         with self._reading(space):
             found = [m for m in self._ledger(space).migrations(member)

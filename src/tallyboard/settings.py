@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     id_retention_days: float = 7.0
     rate_limit: float = 0.0
     rate_burst: int = 100
+    max_pending_writes: int = Field(default=64, ge=1)  # more waiting: 503 busy
     default_metric: dict[str, Any] = {}
     discord: DiscordSettings = DiscordSettings()
 

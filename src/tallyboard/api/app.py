@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -19,9 +20,10 @@ from starlette.routing import Match
 
 from .. import __name__ as package
 from ..bots.state import BotState
-from ..engine import Tallyboard
+from ..engine import KEEP_UP_EVERY, Tallyboard
 from ..errors import StoreUnavailable, TallyboardError, Unauthorized
 from ..settings import Settings
+from .admission import WriteGate
 from .auth import KeyRing
 from .bot_routes import router as bot_router
 from .guards import HostGuard, allowed_hosts, declared_media_type
@@ -46,11 +48,13 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(title="tallyboard", version="1", docs_url="/docs", redoc_url=None,
                   description="Exact, real-time counters, leaderboards, streaks and presence.",
-                  dependencies=[Depends(declared_media_type)])
+                  dependencies=[Depends(declared_media_type)],
+                  lifespan=functools.partial(_keeping_up, engine))
     app.state.engine = engine
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.telemetry = telemetry = Telemetry(engine)
     app.state.run = _in_thread
+    app.state.writes = WriteGate(settings.max_pending_writes)
     app.include_router(router)
     app.include_router(presence_router)
     _guard_hosts(app, settings)
@@ -92,6 +96,33 @@ def add_bot_routes(app: FastAPI, state: BotState) -> None:
     app.state.bot_state = state
     app.include_router(bot_router)
     app.openapi_schema = None
+
+
+@contextlib.asynccontextmanager
+async def _keeping_up(engine: Tallyboard, app: FastAPI) -> AsyncIterator[None]:
+    """While the app serves: the engine's keep_up step every KEEP_UP_EVERY seconds, off
+    the event loop, so reads find their boards current (see Tallyboard.keep_up)."""
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_keep_up, engine)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+async def _keep_up(engine: Tallyboard) -> None:
+    failing = False
+    while True:
+        await anyio.sleep(KEEP_UP_EVERY)
+        try:
+            await _in_thread(engine.keep_up)
+        except Exception:  # tried again next time; logged once per run of failures
+            if not failing:
+                log.exception("keeping the hot boards up failed; retrying every %.2fs "
+                              "(reads still catch up by themselves)", KEEP_UP_EVERY)
+            failing = True
+        else:
+            if failing:
+                log.info("keeping the hot boards up works again")
+            failing = False
 
 
 def _guard_hosts(app: FastAPI, settings: Settings) -> None:

@@ -15,7 +15,7 @@ from .schemas import BotCountdownsOut, BotErrorsOut, errors
 router = APIRouter(prefix="/v1/bot", tags=["bot"])
 
 
-def bot_state(request: Request) -> BotState:
+async def bot_state(request: Request) -> BotState:
     return request.app.state.bot_state  # type: ignore[no-any-return]
 
 

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from prometheus_client import Counter
 from starlette.requests import ClientDisconnect
 
-from ..engine import Accepted, Tallyboard
+from ..core.results import Accepted
+from ..engine import Tallyboard
 from ..errors import BadQuery, BadRequest, TallyboardError, TooLarge
 from .auth import Principal
 from .body import MAX_BYTES, parse_items
@@ -72,11 +73,13 @@ class JSON(Response):
             return json.dumps(content, separators=(",", ":")).encode()
 
 
-def engine(request: Request) -> Tallyboard:
+# Dependencies are `async def`: they only read the request, and FastAPI would run a
+# plain `def` one on a worker thread, a hop that waits for the GIL behind a write.
+async def engine(request: Request) -> Tallyboard:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
-def caller(request: Request) -> Principal:
+async def caller(request: Request) -> Principal:
     """Authenticate the request (the key ring answers OPEN when no keys are configured)."""
     principal: Principal = request.app.state.keys.authenticate(
         request.headers.get("authorization"), request.client.host if request.client else None)
@@ -87,7 +90,7 @@ Engine = Annotated[Tallyboard, Depends(engine)]
 Caller = Annotated[Principal, Depends(caller)]
 
 
-def tag_filter(request: Request) -> tuple[str, str] | None:
+async def tag_filter(request: Request) -> tuple[str, str] | None:
     """The single optional ``tag.<dimension>=<value>`` filter."""
     tags = [(k[4:], v) for k, v in request.query_params.multi_items() if k.startswith("tag.")]
     if len(tags) > 1:
@@ -115,6 +118,16 @@ class BoardQuery:
     space: Space = "default"
 
 
+async def board_query(metric: Metric, window: WindowQ = "all", n: Count = 10,
+                      offset: Offset = 0, at: Instant = None, start: Instant = None,
+                      end: Instant = None, space: Space = "default") -> BoardQuery:
+    """BoardQuery on the event loop (a class as a dependency would cost a thread hop)."""
+    return BoardQuery(metric, window, n, offset, at, start, end, space)
+
+
+Board = Annotated[BoardQuery, Depends(board_query)]
+
+
 @router.post("/events", response_model=AcceptedOut,
              responses=errors(400, 409, 413, 422, 429, 503,
                               beyond_schema={409: ["an event for a space's presence metric"],
@@ -135,7 +148,8 @@ async def ingest(request: Request, who: Principal, space: str,
     who.require("write", {e["space"] if isinstance(e, dict) and isinstance(e.get("space"), str)
                           else space for e in items})
     try:
-        result = await request.app.state.run(record, items, space=space)
+        with request.app.state.writes.slot():
+            result = await request.app.state.run(record, items, space=space)
     except TallyboardError:
         outcomes.labels("rejected").inc(len(items))
         raise
@@ -203,7 +217,7 @@ def get_series(eng: Engine, who: Caller, tag: Tag, metric: Metric, member: Membe
 
 
 @router.get("/leaderboard", response_model=LeaderboardOut, responses=WINDOW_ERRORS)
-def get_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Annotated[BoardQuery, Depends()],
+def get_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Board,
                     members: Annotated[str | None, Query(
                         description="a,b,c: rank only this group (at most 10,000)")] = None
                     ) -> JSON:
@@ -213,7 +227,7 @@ def get_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Annotated[BoardQuery,
 
 
 @router.post("/leaderboard", response_model=LeaderboardOut, responses=WINDOW_ERRORS)
-def post_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Annotated[BoardQuery, Depends()],
+def post_leaderboard(eng: Engine, who: Caller, tag: Tag, q: Board,
                      body: GroupIn) -> JSON:
     """The leaderboard of a group too long for a URL (URLs stop at 64 KiB): the same
     query parameters, and the group as a JSON body ``{"members": [...]}``."""

@@ -291,7 +291,8 @@ MEANINGS = {
          "Security)",
     422: "One item of the body is invalid; `index` and `field` say which",
     429: "Rate limited; retry after `Retry-After` seconds",
-    503: "The store is unavailable; nothing was applied; retry after `Retry-After` seconds",
+    503: "The store is unavailable (`store_unavailable`) or too many writes are waiting "
+         "(`busy`); nothing was applied; retry after `Retry-After` seconds",
 }
 AUTH = (401, 403, 429)  # what a route that checks its caller's key may answer
 BEYOND_SCHEMA = "x-beyond-schema"  # per response: the rules behind it no schema can state

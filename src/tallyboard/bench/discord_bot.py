@@ -30,7 +30,8 @@ from ..bots.discord.bot import StatsBot
 from ..bots.discord.telemetry import UPDATE_BUCKETS, BotMetrics
 from ..bots.state import open_state
 from ..calendar import Calendar
-from ..engine import Accepted, Tallyboard
+from ..core.results import Accepted
+from ..engine import Tallyboard
 from ..stores import log_from_url
 from ..windows import Window
 from .discord_standin import DiscordStandIn, discord_py_pointed_at

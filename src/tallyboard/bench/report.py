@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 TOP_WINDOWS = ("all", "day", "week", "month", "year", "rolling:24h")
@@ -79,6 +80,9 @@ def _target_rows(results: dict[str, Any]) -> tuple[list[str], list[str]]:
         add("restart after kill -9: peak RSS / live RSS", f"{r['metrics']:,} small metrics",
             r["peak_vs_live"], 1.5, "×", False,
             "The replay should hold what the live process held; see the restart section.")
+    lv = results.get("live")
+    if lv:
+        _live_targets(lv, add)
     h = results.get("hot")
     if h:
         seed = h["seed"]["ingest"]["events_per_s"]
@@ -91,6 +95,169 @@ def _target_rows(results: dict[str, Any]) -> tuple[list[str], list[str]]:
             add(f"hot store: top-10 p99 ({window})", "1M members",
                 h["million"][f"top10 {window}"]["p99_ms"], 5.0, "ms", False)
     return rows, misses
+
+
+LIVE_KINDS = ("top10 day", "top10 week", "top10 rolling:24h", "top10 all", "rank", "sum")
+LIVE_READ_FIX = ("A read first catches its board up on every change since the previous read "
+                 "(issue 13 item 1), on the reader's time, so reads slow down as the write "
+                 "rate grows; the seed's sorted sets pay at write time instead (see the live "
+                 "section).")
+SNAPSHOT_FIX = ("A snapshot is applied in one piece while the engine is held: its diff and "
+                "session bookkeeping are per-member Python objects (issue 13 items 2 and 3).")
+
+
+def _cell(levels: list[dict[str, Any]], rate: int, readers: int) -> dict[str, Any]:
+    return next(c for c in levels if c["rate"] == rate and c["readers"] == readers)
+
+
+def _live_targets(lv: dict[str, Any], add: Callable[..., None]) -> None:
+    """Issue 13's targets: HTTP reads under 10,000 events/s with 10 readers (absolute and
+    against the same reads at rest), in-process reads under 100,000 events/s, presence."""
+    levels = lv["http"]["levels"]
+    busy, rest = _cell(levels, 10_000, 10), _cell(levels, 0, 10)
+    where = f"HTTP, {busy['events_per_s']:,.0f} of 10,000 ev/s, 10 readers"
+    kinds = busy["kinds"]
+    worst = max(LIVE_KINDS, key=lambda k: kinds[k]["p99_ms"])
+    add(f"live: read p99, worst kind ({worst})", where, kinds[worst]["p99_ms"], 5.0, "ms",
+        False, LIVE_READ_FIX)
+
+    def ratio(k: str) -> float:
+        return float(kinds[k]["p99_ms"] / max(rest["kinds"][k]["p99_ms"], 1e-9))
+
+    worst = max(LIVE_KINDS, key=ratio)
+    add(f"live: read p99 under ingest / at rest ({worst})", where, ratio(worst), 2.0, "×",
+        False, LIVE_READ_FIX)
+    ip = lv["in_process"]["busy"]
+    worst = max(LIVE_KINDS, key=lambda k: ip["kinds"][k]["p99_ms"])
+    add(f"live: in-process read p99, worst kind ({worst})",
+        f"{ip['events_per_s']:,.0f} of 100,000 ev/s", ip["kinds"][worst]["p99_ms"], 0.5, "ms",
+        False, LIVE_READ_FIX)
+    for key, label in (("snapshot_http", "HTTP"), ("snapshot_in_process", "in-process")):
+        snap = lv[key]
+        add(f"presence: snapshot applied, {label}, slowest", f"{snap['members']:,} members",
+            max(snap["first_s"], snap["churned_s"]), 1.0, "s", False, SNAPSHOT_FIX)
+    during = lv["snapshot_http"]["during"]
+    worst = max(during, key=lambda k: during[k]["p99_ms"])
+    add(f"presence: read p99 during snapshots ({worst})",
+        f"HTTP, {lv['snapshot_http']['members']:,}-member snapshots",
+        during[worst]["p99_ms"], 5.0, "ms", False, SNAPSHOT_FIX)
+    ses = lv["sessions"]
+    add("presence: RSS per open session", f"{ses['sessions']:,} open (target for 2,000,000)",
+        ses["live"]["rss_per_session_bytes"] / 1024, 1.0, "KB", False,
+        "Each open session is a few Python objects (dict entries, tuples, a board entry); "
+        "compact arrays per room would hold it (issue 13 item 3).")
+    add("presence: restart after kill -9", f"{ses['changes']:,} presence changes",
+        ses["restart_after_kill"]["seconds"], 10.0, "s", False,
+        "The restart replays every presence change from the log; a checkpoint of the "
+        "presence state would bound it (issue 13 item 4).")
+
+
+def _p99s(kinds: dict[str, Any]) -> str:
+    """Each kind's p99, or — for a kind no read of finished in time."""
+    return " | ".join(_ms(kinds[k]["p99_ms"]) if kinds[k]["calls"] else "—"
+                      for k in LIVE_KINDS)
+
+
+def _load(rate: int) -> str:
+    return "at rest" if rate == 0 else f"{rate:,} ev/s"
+
+
+def _live_lines(lv: dict[str, Any]) -> list[str]:
+    """Reads under live ingest (ours and the seed's), in-process, and presence at scale."""
+    http, seed, ip = lv["http"], lv["seed"], lv["in_process"]
+    kinds_head = " | ".join(f"{k} p99" for k in LIVE_KINDS)
+    lines = [
+        f"## live: reads under sustained ingest ({lv['members']:,} members), and presence "
+        "at scale", "",
+        f"`tallyboard serve` (embedded store) is loaded with {lv['history_events']:,} "
+        f"events of the last 7 days (one metric, a `channel` dimension of "
+        f"{lv['channels']} values), then takes live events (ts = now, "
+        f"{lv['batch']:,} per `POST /v1/events`) from a paced writer process (2 "
+        "connections) while readers in another process (a thread and keep-alive "
+        "connection each, one read every 20 ms, back to back when late) ask in turn: "
+        "top-10 of day, week, rolling:24h and all, a member's rank and a member's sum. "
+        "**At rest** is the same server and data with no writer. Each row is "
+        f"{lv['cell_seconds']:g} s of reads; *achieved* is the rate the writer reached "
+        "during them. Latency is from the request sent to the answer read, in ms.", "",
+        f"| ingest | achieved ev/s | readers | reads/s | refused | p50 ms | p99 ms | "
+        f"{kinds_head} | seed p50 ms | seed p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(LIVE_KINDS) + "---:|---:|"]
+    for c in http["levels"]:
+        theirs = _cell(seed["levels"], c["rate"], c["readers"]) if seed else None
+        extra = (f"{_ms(theirs['p50_ms'])} | {_ms(theirs['p99_ms'])}" if theirs
+                 else "— | —")
+        lines.append(f"| {_load(c['rate'])} | {_f(c['events_per_s'])} | {c['readers']} | "
+                     f"{_f(c['reads_per_s'])} | {c['refused']:,} | {_ms(c['p50_ms'])} | "
+                     f"{_ms(c['p99_ms'])} | {_p99s(c['kinds'])} | {extra} |")
+    lines.append("")
+    if seed is None:
+        lines += ["**Seed design: not measured** (no `--redis` given).", ""]
+    else:
+        lines += [
+            "**Seed design** on the machine's Redis, same events, same paced rates and "
+            "readers: a ZINCRBY per event into each of the all, day, week and hour sorted "
+            "sets (one pipelined round trip per 1,000 events; no per-channel sets, since no "
+            "read filters by channel); top-10 by ZREVRANGE WITHSCORES, rolling:24h by a "
+            "ZUNIONSTORE of the last 24 hour sets first (whole hours: up to an hour short "
+            "of 24 h, as the seed approximated it), rank by ZREVRANK, sum by ZSCORE of the "
+            "all-time set (a sorted set has no range sums). Its history's totals and top "
+            "scores are checked against brute force first, as are tallyboard's.", "",
+            f"| ingest | achieved ev/s | readers | reads/s | p50 ms | p99 ms | {kinds_head} |",
+            "|---|---:|---:|---:|---:|---:|" + "---:|" * len(LIVE_KINDS)]
+        for c in seed["levels"]:
+            lines.append(f"| {_load(c['rate'])} | {_f(c['events_per_s'])} | "
+                         f"{c['readers']} | {_f(c['reads_per_s'])} | {_ms(c['p50_ms'])} | "
+                         f"{_ms(c['p99_ms'])} | {_p99s(c['kinds'])} |")
+        lines.append("")
+    lines += [
+        f"**In-process**: one `Tallyboard` on the same history; one thread reads back to "
+        f"back while another records {ip['rate']:,} events/s ({ip['batch']:,} per "
+        f"`record_columns`); the GIL switch interval is "
+        f"{lv['switch_interval_ms']:g} ms.", "",
+        f"| ingest | achieved ev/s | reads | p50 ms | p99 ms | {kinds_head} |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(LIVE_KINDS)]
+    for label, c, rate in (("at rest", ip["rest"], 0.0),
+                           (f"{ip['rate']:,} ev/s", ip["busy"], ip["busy"]["events_per_s"])):
+        lines.append(f"| {label} | {_f(rate) if rate else '—'} | {c['reads']:,} | "
+                     f"{_ms(c['p50_ms'])} | {_ms(c['p99_ms'])} | {_p99s(c['kinds'])} |")
+    sh, sp, ses = lv["snapshot_http"], lv["snapshot_in_process"], lv["sessions"]
+    live, crash, clean = ses["live"], ses["restart_after_kill"], ses["restart_after_close"]
+    lines += [
+        "", f"**Presence**: snapshots of {sh['members']:,} members into one room (the first "
+        f"into an empty room, then 3 with {sh['churn']:.0%} of the members replaced), "
+        "over HTTP (a server of its own) and in-process; over HTTP a reader asks for "
+        "today's top-10 of `presence_seconds` and `/v1/presence/rooms` in turn, back to "
+        "back, and the reads overlapping a snapshot's request are *during*. Sessions: "
+        f"{ses['sessions']:,} members joined into 1,000 rooms (1,000 ops per call) in a "
+        "fresh process, its RSS growth with the presence board and room list built "
+        "divided by the sessions (the target is for 2,000,000); then moves (a leave and "
+        f"a join) up to {ses['changes']:,} presence changes, kill -9, and a restart in a "
+        "fresh process until its first room list and presence board; then a clean close "
+        "and a second restart.", "",
+        "| measure | value |", "|---|---:|",
+        f"| snapshot into an empty room, HTTP | {sh['first_s']:.3f} s |",
+        f"| snapshot, {sh['churn']:.0%} churned, HTTP, slowest | {sh['churned_s']:.3f} s |",
+        f"| snapshot into an empty room, in-process | {sp['first_s']:.3f} s |",
+        f"| snapshot, {sp['churn']:.0%} churned, in-process, slowest | "
+        f"{sp['churned_s']:.3f} s |"]
+    for kind in sh["during"]:
+        r, d = sh["rest"][kind], sh["during"][kind]
+        lines.append(f"| HTTP `{kind}` p50 / p99 / max ms, at rest | {_ms(r['p50_ms'])} / "
+                     f"{_ms(r['p99_ms'])} / {_ms(r['max_ms'])} ({r['calls']:,} reads) |")
+        lines.append(f"| HTTP `{kind}` p50 / p99 / max ms, during snapshots | "
+                     f"{_ms(d['p50_ms'])} / {_ms(d['p99_ms'])} / {_ms(d['max_ms'])} "
+                     f"({d['calls']:,} reads) |")
+    lines += [
+        f"| joins, 1,000 per call | {_f(live['joins_per_s'])} ops/s |",
+        f"| RSS per open session ({ses['sessions']:,} open) | "
+        f"{live['rss_per_session_bytes']:,.0f} bytes |",
+        f"| writer RSS / peak after {live['changes_made']:,} changes | "
+        f"{live['rss_mb']:,.0f} / {live['peak_mb']:,.0f} MB |",
+        f"| restart after kill -9 (open, then first reads) | {crash['seconds']:.2f} s, "
+        f"RSS {crash['rss_mb']:,.0f} MB, peak {crash['peak_mb']:,.0f} MB |",
+        f"| restart after a clean close | {clean['seconds']:.2f} s, RSS "
+        f"{clean['rss_mb']:,.0f} MB, peak {clean['peak_mb']:,.0f} MB |"]
+    return lines
 
 
 HOT_INGEST = (("ingest_rows", "dict rows, 1 thread"),
@@ -354,6 +521,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += [*_discord_lines(results["discord"]), ""]
     if "restart" in results:
         lines += [*_restart_lines(results["restart"]), ""]
+    if "live" in results:
+        lines += [*_live_lines(results["live"]), ""]
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from ..windows import Window
 from .baseline import SeedBaseline, start_of_year
 from .commits import run_commits
 from .hot_store import run_hot_store
+from .live import run_live
 from .measure import Progress, Server, latencies, rss_bytes
 from .presence import run_presence
 from .report import format_markdown
@@ -37,7 +38,7 @@ COLUMN_BATCH = 100_000
 ROW_BATCH = 1_000
 HTTP_BATCH = 1_000
 # workloads with results of their own shape
-SPECIAL = ("presence", "commits", "hot", "discord", "restart")
+SPECIAL = ("presence", "commits", "hot", "discord", "restart", "live")
 
 
 def _quiet(description: str, done: int, total: int) -> None:
@@ -47,8 +48,9 @@ def _quiet(description: str, done: int, total: int) -> None:
 def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
               http: bool = True, pg: str | None = None, redis: str | None = None,
               progress: Progress = _quiet) -> dict[str, Any]:
-    """All requested workloads (and "presence", "commits", "hot", "discord", "restart")
-    as one JSON-able result; "hot" needs both `pg` and `redis`."""
+    """All requested workloads (and "presence", "commits", "hot", "discord", "restart",
+    "live") as one JSON-able result; "hot" needs both `pg` and `redis`; "live" runs its
+    seed baseline only with `redis`."""
     now = int(time.time()) - 1
     results: dict[str, Any] = {
         "command": _command(names, scale, queries, http, pg, redis),
@@ -89,6 +91,8 @@ def _workload_job(updates: Any, name: str, scale: float, queries: int, http: boo
             return run_presence(Path(tmp), scale, queries, progress)
         if name == "restart":
             return run_restart(Path(tmp), scale, progress)
+        if name == "live":
+            return run_live(Path(tmp), scale, redis, progress)
         if name == "commits":
             return run_commits(Path(tmp), pg, max(200, int(3_000 * scale)), progress)
         if name == "hot":

@@ -21,10 +21,18 @@ from .common import console, out
 @main.command()
 @click.option("--workload", "workloads", multiple=True, show_default=True, default=["all"],
               type=click.Choice(["psd", "study", "reactions", "presence", "commits", "hot",
-                                 "discord", "all"]),
+                                 "discord", "live", "all"]),
               help="Workload to run; repeat for several. hot: the shared Redis hot store "
                    "against the seed Redis design (needs --pg and --redis). discord: the "
-                   "Discord bot against the local Discord stand-in.")
+                   "Discord bot against the local Discord stand-in. live: HTTP reads (top-10 "
+                   "day/week/rolling:24h/all, rank, sum) from 1, 10 and 100 readers (a read "
+                   "every 20 ms each) at rest "
+                   "and while a writer process posts live events at 10,000 and 50,000 "
+                   "events/s, beside the seed's Redis sorted sets under the same load (with "
+                   "--redis; skipped without), in-process reads under 100,000 events/s, and "
+                   "presence at scale: 100k-member snapshots, RSS per open session (200,000 "
+                   "open at scale 1), restart after 1M presence changes (~5-8 min at scale 1; "
+                   "--scale 0.05 is a smoke run of under a minute).")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Fraction of the full event counts (0.05 for a quick look).")
 @click.option("--queries", default=2000, show_default=True, type=click.IntRange(10),
@@ -33,8 +41,9 @@ from .common import console, out
 @click.option("--pg", "pg_url", help="PostgreSQL server for the commits workload (a "
                                      "database of its own is made and dropped), e.g. "
                                      "postgresql://postgres@127.0.0.1/postgres.")
-@click.option("--redis", "redis_url", help="Redis for the hot workload (keys under a "
-                                           "prefix of its own, deleted after), e.g. "
+@click.option("--redis", "redis_url", help="Redis for the hot workload and the live "
+                                           "workload's seed baseline (keys under a prefix "
+                                           "of their own, deleted after), e.g. "
                                            "redis://127.0.0.1:6379/0.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the raw results as JSON.")
@@ -48,14 +57,16 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
         tallyboard bench --workload all --markdown docs/benchmarks.md
         tallyboard bench --workload study --scale 0.05 --no-http
         tallyboard bench --workload discord
+        tallyboard bench --workload live --redis redis://127.0.0.1:6379/0
         tallyboard bench --workload hot --pg postgresql://postgres@127.0.0.1/postgres \\
             --redis redis://127.0.0.1:6379/0
 
-    "all" includes hot when --pg and --redis are given.
+    "all" includes hot when --pg and --redis are given, and live (its seed baseline
+    when --redis is given).
     """
     from ..bench.runner import format_markdown, run_bench
 
-    every = ["psd", "study", "reactions", "presence", "commits", "discord"]
+    every = ["psd", "study", "reactions", "presence", "commits", "discord", "live"]
     every += ["hot"] if pg_url and redis_url else []
     names = every if "all" in workloads else list(dict.fromkeys(workloads))
     if "hot" in names and not (pg_url and redis_url):

@@ -4,6 +4,7 @@ and migrate (the PostgreSQL schema)."""
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ from ..settings import Settings, load_settings
 from ..stores.sqlite import SQLiteLog
 from . import main
 from .common import console, failure, opened, out, replay_bar
+
+SWITCH_INTERVAL = 0.001  # seconds a thread may keep the GIL while others wait (see serve)
 
 
 @main.command()
@@ -67,6 +70,10 @@ def serve(host: str | None, port: int | None, data: Path | None, config_file: Pa
                                 durability=durability, buffer=buffer_url, store=store,
                                 store_prefix=store_prefix)
     engine = open_engine(settings)
+    # A read hops between the event loop and a worker thread, and each hop waits for the
+    # GIL, which a thread applying a write keeps for up to the switch interval (5 ms by
+    # default): 1 ms keeps reads quick while writes run, for ~1% of write throughput.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     console.print(f"[green]tallyboard[/] {engine.events_total:,} events loaded in "
                   f"{engine.rebuild_seconds:.2f}s; listening on "
                   f"http://{settings.host}:{settings.port}")

@@ -20,6 +20,7 @@ Bounds = Callable[[float], tuple[int | None, int]]
 
 
 Change = tuple[int, int, str]  # (first second, last second, member) of some new events
+_BULK_FROM = 64  # fewer changed members than this are always moved one by one
 
 
 class ChangeLog:
@@ -93,8 +94,29 @@ class Board:
         if self._rolling and lo is not None:
             self._expire(lo, hi, candidates)
         self.lo, self.hi = lo, hi
+        if len(candidates) > max(_BULK_FROM, len(self.scores) >> 4):
+            self._reorder(candidates, lo, hi)
+            return
         for member in candidates:
             self._set(member, self._series[member].total(lo, hi))
+
+    def _reorder(self, members: set[str], lo: int | None, hi: int) -> None:
+        """Rescore many members at once and merge them into the order in one pass: the
+        untouched entries stay one sorted run, so the sort is linear plus the movers',
+        which beats a SortedList removal and insertion each once 1/16 have moved."""
+        scores, series = self.scores, self._series
+        moved: list[tuple[int, str]] = []
+        for member in members:
+            score = series[member].total(lo, hi)
+            if score:
+                scores[member] = score
+                moved.append((-score, member))
+            else:
+                scores.pop(member, None)
+        order = [e for e in self.order if e[1] not in members]
+        order.extend(moved)
+        order.sort()
+        self.order = SortedList(order)
 
     def _track_leave(self, sec: int, member: str) -> None:
         if self._rolling:

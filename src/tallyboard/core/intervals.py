@@ -11,36 +11,45 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 
+_EMPTY: array[int] = array("q")  # shared by every series without closed sessions; never mutated
+
 
 class IntervalSeries:
-    """Closed sessions as sorted starts/ends with prefix sums, plus the open sessions."""
+    """Closed sessions as sorted starts/ends with prefix sums, plus the open sessions.
+
+    Millions of members sit in one open session each, so a series holds no containers
+    of its own until it closes one: the four arrays start as one shared empty array
+    (they are replaced, never appended to), the open starts are a tuple (rarely more
+    than one) and the closed sessions waiting to be merged a list made on first need.
+    """
 
     __slots__ = ("_pending", "end_cum", "ends", "open", "start_cum", "starts")
 
-    def __init__(self) -> None:
-        self.starts: array[int] = array("q")
-        self.start_cum: array[int] = array("q")
-        self.ends: array[int] = array("q")
-        self.end_cum: array[int] = array("q")
-        self.open: list[int] = []  # starts of sessions still open
-        self._pending: list[tuple[int, int]] = []
+    def __init__(self, open_: tuple[int, ...] = ()) -> None:
+        self.starts = self.start_cum = self.ends = self.end_cum = _EMPTY
+        self.open: tuple[int, ...] = open_  # starts of sessions still open
+        self._pending: list[tuple[int, int]] | None = None
 
     def begin(self, start: int) -> None:
         """A session opens at `start`."""
-        self.open.append(start)
+        self.open = (*self.open, start)
 
     def end(self, start: int, end: int) -> None:
         """The open session that began at `start` closes at `end`."""
-        self.open.remove(start)
+        i = self.open.index(start)
+        self.open = self.open[:i] + self.open[i + 1:]
         if end > start:
-            self._pending.append((start, end))
+            if self._pending is None:
+                self._pending = [(start, end)]
+            else:
+                self._pending.append((start, end))
 
     def _settle(self) -> None:
         if not self._pending:
             return
         starts = sorted([*self.starts, *(s for s, _ in self._pending)])
         ends = sorted([*self.ends, *(e for _, e in self._pending)])
-        self._pending = []
+        self._pending = None
         self.starts, self.start_cum = array("q", starts), _running(starts)
         self.ends, self.end_cum = array("q", ends), _running(ends)
 

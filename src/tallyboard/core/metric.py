@@ -11,32 +11,26 @@ import math
 from array import array
 from collections.abc import Iterable, Sequence
 from itertools import count, islice, pairwise
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import numpy as np
 
 from ..calendar import FIXED_STEPS, Calendar
-from ..presence.board import GrowingBoard
 from ..windows import Window, ceil_second
 from .board import Board, Bounds, ChangeLog
 from .columns import Columns
 from .config import MetricConfig
 from .events import Event
+from .growing_board import GrowingBoard, Placed
 from .intervals import IntervalSeries
 from .results import Entry, Leaderboard, Point, Rank, Streak
-from .series import MemberSeries
+from .series import MemberSeries, Series
 from .streak import counted_days, streak_of
 
 FilterKey = tuple[str, str] | None
 HotBoard = Board | GrowingBoard
 
 
-class Series(Protocol):
-    """What queries need of a member's data: events (MemberSeries) or sessions."""
-
-    def total(self, lo: int | None, hi: int | None, upto: int | None = None) -> int: ...
-
-    def first_at_or_after(self, t: int) -> int | None: ...
 MAX_POINTS = 10_000
 WARM_FROM = 1_000  # members: smaller metrics build their hot boards on first use
 _CHANGELOG_LIMIT = 1 << 21  # boards lagging further than this are dropped and rebuilt
@@ -56,6 +50,7 @@ class MetricState:
         self.series: dict[FilterKey, dict[str, Series]] = {None: {}}
         self._boards: dict[tuple[FilterKey, str], HotBoard] = {}
         self._changes: dict[FilterKey, ChangeLog] = {}
+        self._placed: dict[FilterKey, dict[str, Placed]] = {}  # shared by presence boards
 
     # ---- ingest -------------------------------------------------------------------------
     def apply(self, events: Iterable[Event]) -> None:
@@ -168,6 +163,23 @@ class MetricState:
             self._changed(key, ts, member)
         self.events += 1
 
+    def begin_many(self, members: Sequence[str], room: str, ts: int) -> None:
+        """`begin` for many members joining `room` at `ts` (a snapshot's arrivals)."""
+        for key in (None, ("room", room)):
+            by_member = self.series_of(key)
+            got = by_member.get
+            opened = (ts,)
+            for member in members:
+                s = got(member)
+                if s is None:
+                    by_member[member] = IntervalSeries(opened)
+                else:
+                    cast(IntervalSeries, s).begin(ts)
+            clog = self._changes.get(key)
+            if clog is not None:
+                clog.items.extend((ts, ts, m) for m in members)
+        self.events += len(members)
+
     def end(self, member: str, room: str, since: int, ts: int) -> None:
         """The session of `member` in `room` that opened at `since` closes at `ts`."""
         for key in (None, ("room", room)):
@@ -226,10 +238,37 @@ class MetricState:
             self._trim(key)
         return board
 
+    def boards_to_sync(self, every_board: bool = False) -> list[tuple[FilterKey, str]]:
+        """The hot boards with changes they have not taken (`every_board`: all of them,
+        for what time alone changes), by key."""
+        out = []
+        for bkey, board in self._boards.items():
+            clog = self._changes.get(bkey[0])
+            if every_board or (clog is not None and board.cursor != clog.head):
+                out.append(bkey)
+        return out
+
+    def sync_board(self, bkey: tuple[FilterKey, str], now: float,
+                   most: int | None = None) -> bool:
+        """Bring one hot board to `now` with (at most `most` of) the changes it has not
+        taken, off any read: the engine calls this after each write and on its keep-up
+        step, so reads find only what time did since (a window's start moving, future
+        events coming due). Whether the board has taken every change."""
+        board, clog = self._boards.get(bkey), self._changes.get(bkey[0])
+        if board is None or clog is None:  # dropped meanwhile (lagging, or reconfigured)
+            return True
+        changes = clog.since(board.cursor)
+        if most is not None and len(changes) > most:
+            board.sync(now, changes[:most], board.cursor + most)  # a state it passes by
+            return False
+        board.sync(now, changes, clog.head)
+        self._trim(bkey[0])
+        return True
+
     def _new_board(self, key: FilterKey, window: Window, cursor: int) -> HotBoard:
         if self.presence:
             return GrowingBoard(cast(dict[str, IntervalSeries], self.series_of(key)),
-                                self._bounds(window), cursor)
+                                self._bounds(window), cursor, self._placed.setdefault(key, {}))
         return Board(cast(dict[str, MemberSeries], self.series_of(key)), self._bounds(window),
                      window.kind == "rolling", cursor)
 

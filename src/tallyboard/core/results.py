@@ -75,3 +75,14 @@ def _num(t: float | None) -> float | int | None:
     if t is None:
         return None
     return int(t) if float(t).is_integer() else t
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """How many events a request added, and how many it skipped as already-seen ids."""
+
+    accepted: int
+    duplicates: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates}

@@ -12,11 +12,22 @@ import itertools
 from array import array
 from bisect import bisect_left
 from collections.abc import MutableSequence
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 
+
+class Series(Protocol):
+    """What queries need of a member's data: events (MemberSeries) or sessions
+    (IntervalSeries)."""
+
+    def total(self, lo: int | None, hi: int | None, upto: int | None = None) -> int: ...
+
+    def first_at_or_after(self, t: int) -> int | None: ...
+
+
 _SAFE = 1 << 52  # below this every partial sum is exact in int64 (and float64)
+_NUMPY_FROM = 128  # smaller merges are faster in plain Python than numpy's call overhead
 
 
 def _abs_sum(values: MutableSequence[int]) -> float:
@@ -63,8 +74,8 @@ class MemberSeries:
     def add_many(self, secs: list[int], values: list[int]) -> None:
         """Add ``values[i]`` at ``secs[i]``; in-order runs append, the rest merge on read."""
         mine = self.secs
-        if not self._late and (not mine or secs[0] > mine[-1]) \
-                and all(a < b for a, b in itertools.pairwise(secs)):
+        if not self._late and (not mine or secs[0] >= mine[-1]) \
+                and all(a <= b for a, b in itertools.pairwise(secs)):  # live: same second
             for sec, value in zip(secs, values, strict=True):
                 self.add(sec, value)
         else:
@@ -96,7 +107,8 @@ class MemberSeries:
             return
         late_secs, late_vals = self._late
         self._late = None
-        if isinstance(self.cum, array) and isinstance(late_vals, array) \
+        if len(self.secs) + len(late_secs) >= _NUMPY_FROM and isinstance(self.cum, array) \
+                and isinstance(late_vals, array) \
                 and _abs_sum(late_vals) < _SAFE and _abs_max(self.cum) < _SAFE:
             self._merge_numpy(late_secs, late_vals)
         else:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
 
 from ..calendar import Calendar
 from .results import Run, Streak
-
-if TYPE_CHECKING:
-    from .metric import Series
+from .series import Series
 
 
 def counted_days(series: Series, calendar: Calendar, at: float, minimum: int) -> list[int]:

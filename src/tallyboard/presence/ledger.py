@@ -7,9 +7,9 @@ changed something; crediting those seconds to the presence metric is the engine'
 from __future__ import annotations
 
 import bisect
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 CloseOnGap = Literal["snapshot", "last_seen"]
@@ -74,17 +74,23 @@ class _Move(NamedTuple):
     room: str
 
 
-@dataclass
 class _Moves:
     """One member's moves in time order, the migrations they pair into, the moves still
     unpaired (oldest first) that a later move may pair with, and, as of the last move
-    paired, the join that opened each room's current session."""
+    paired, the join that opened each room's current session.
 
-    moves: list[_Move] = field(default_factory=list)
-    migrations: list[Migration] = field(default_factory=list)
-    leaves: deque[tuple[_Move, frozenset[str]]] = field(default_factory=deque)  # + rooms in
-    joins: deque[_Move] = field(default_factory=deque)
-    opened: dict[str, _Move] = field(default_factory=dict)
+    Made on a member's second move: until then the ledger keeps just the room of the
+    member's one join (its time is the open session's start), as most members present
+    at scale never move."""
+
+    __slots__ = ("joins", "leaves", "migrations", "moves", "opened")
+
+    def __init__(self) -> None:
+        self.moves: list[_Move] = []
+        self.migrations: list[Migration] = []
+        self.leaves: list[tuple[_Move, frozenset[str]]] = []  # + rooms in
+        self.joins: list[_Move] = []
+        self.opened: dict[str, _Move] = {}
 
 
 class LateOperation(ValueError):
@@ -104,38 +110,63 @@ class PresenceLedger:
         self.settings = settings or PresenceSettings()
         self.present: dict[str, dict[str, int]] = {}  # room -> member -> since
         self.history: dict[str, list[Session]] = {}  # member -> closed sessions
-        self.last_ts: dict[tuple[str, str], int] = {}  # (member, room) -> newest op
+        self.last_ts: dict[str, dict[str, int]] = {}  # room -> member -> newest op
         self.room_seen: dict[str, int] = {}  # room -> newest op (snapshots included)
         self.noops: Counter[str] = Counter()  # duplicate joins, orphan leaves
-        self._moves: dict[str, _Moves] = {}
+        self._moves: dict[str, _Moves | str] = {}  # a str: the room of the only move, a join
         self._seq = 0
 
     # ---- writes ---------------------------------------------------------------------------
     def check(self, ops: Iterable[PresenceOp]) -> None:
-        """LateOperation unless every op (in order, with the ones before it) is in time order."""
-        seen: dict[tuple[str, str], int] = {}
+        """LateOperation unless every op (in order, with the ones before it) is in time order.
+
+        A snapshot is late if older than its room's newest op; a join or leave if older
+        than its member's newest op in the room, where a snapshot counts for everyone it
+        listed or found there. Of the ops' own snapshots only each room's latest listed set
+        is kept (and the times of the leaves they make), not a time per listed member.
+        """
+        seen: dict[tuple[str, str], int] = {}  # (member, room) -> newest op of the ops
         room_seen: dict[str, int] = {}
+        moved: dict[str, dict[str, bool]] = {}  # room -> member -> present after the ops
+        snapped: dict[str, tuple[int, set[str]]] = {}  # room -> latest snapshot, its members
         for index, op in enumerate(ops):
-            members = op.members if op.member is None else (op.member,)
-            assert members is not None
+            room = op.room
             if op.type == "snapshot":
-                newest = room_seen.get(op.room, self.room_seen.get(op.room))
+                assert op.members is not None
+                newest = room_seen.get(room, self.room_seen.get(room))
                 if newest is not None and op.ts < newest:
-                    raise LateOperation(f"snapshot of room {op.room!r} at {op.ts} is older than "
-                                     f"what was seen for it ({newest})", index, None, op.room)
-                members = (*members, *self.present.get(op.room, {}))
-            for m in members:
-                key = (m, op.room)
-                newest = seen.get(key, self.last_ts.get(key))
+                    raise LateOperation(f"snapshot of room {room!r} at {op.ts} is older than "
+                                        f"what was seen for it ({newest})", index, None, room)
+                before = snapped.get(room)
+                found = set(before[1] if before else self.present.get(room, ()))
+                for who, there in moved.pop(room, {}).items():
+                    if there:
+                        found.add(who)
+                    else:
+                        found.discard(who)
+                listed = set(op.members)
+                for gone in found - listed:  # the snapshot's leaves
+                    seen[(gone, room)] = op.ts
+                snapped[room] = (op.ts, listed)
+            else:
+                m = op.member
+                assert m is not None
+                key = (m, room)
+                newest = seen.get(key, self.last_ts.get(room, {}).get(m))
+                snap = snapped.get(room)
+                if snap is not None and m in snap[1] and (newest is None or snap[0] > newest):
+                    newest = snap[0]
                 if newest is not None and op.ts < newest:
-                    raise LateOperation(f"{op.type} of {m!r} in {op.room!r} at {op.ts} is older "
-                                     f"than the newest seen ({newest})", index, m, op.room)
+                    raise LateOperation(f"{op.type} of {m!r} in {room!r} at {op.ts} is older "
+                                        f"than the newest seen ({newest})", index, m, room)
                 seen[key] = op.ts
-            room_seen[op.room] = max(op.ts, room_seen.get(op.room, op.ts))
+                moved.setdefault(room, {})[m] = op.type == "join"
+            room_seen[room] = max(op.ts, room_seen.get(room, self.room_seen.get(room, op.ts)))
 
     def apply(self, op: PresenceOp) -> list[Change]:
         """Apply one op; the joins and leaves that changed something, in order."""
         here = self.present.setdefault(op.room, {})
+        last = self.last_ts.setdefault(op.room, {})
         gap_end = self.room_seen.get(op.room, op.ts)
         self.room_seen[op.room] = max(op.ts, gap_end)
         changes: list[Change] = []
@@ -146,8 +177,7 @@ class PresenceLedger:
                 changes.append(self._leave(m, op.room, max(close_at, here[m]), op.ts))
             for m in sorted(listed - set(here)):
                 changes.append(self._join(m, op.room, op.ts))
-            for m in listed:
-                self.last_ts[(m, op.room)] = op.ts
+            last.update(dict.fromkeys(listed, op.ts))
         else:
             assert op.member is not None
             if op.type == "join" and op.member not in here:
@@ -156,7 +186,7 @@ class PresenceLedger:
                 changes.append(self._leave(op.member, op.room, op.ts, op.ts))
             else:
                 self.noops["duplicate_join" if op.type == "join" else "orphan_leave"] += 1
-            self.last_ts[(op.member, op.room)] = op.ts
+            last[op.member] = op.ts
         if not here:
             del self.present[op.room]
         return changes
@@ -167,10 +197,11 @@ class PresenceLedger:
         return Change("join", member, room, ts, ts)
 
     def _leave(self, member: str, room: str, ts: int, seen: int) -> Change:
+        self._match(member, "leave", room, ts)  # first: it may read the session's start
         since = self.present[room].pop(member)
         self.history.setdefault(member, []).append(Session(room, since, ts))
-        self.last_ts[(member, room)] = max(seen, self.last_ts.get((member, room), seen))
-        self._match(member, "leave", room, ts)
+        last = self.last_ts[room]
+        last[member] = max(seen, last.get(member, seen))
         return Change("leave", member, room, ts, since)
 
     def _match(self, member: str, kind: str, room: str, ts: int) -> None:
@@ -183,7 +214,15 @@ class PresenceLedger:
         arrived in.
         """
         self._seq += 1
-        mine = self._moves.setdefault(member, _Moves())
+        mine = self._moves.get(member)
+        if mine is None:  # a member's first move is a join (a leave needs a session)
+            self._moves[member] = room
+            return
+        if isinstance(mine, str):  # the second move: the first, a join, in full
+            first = _Move(self.present[mine][member], 0, "join", mine)  # seq 0: it came first
+            mine = self._moves[member] = _Moves()
+            mine.moves.append(first)
+            self._pair(member, mine, first)
         move = _Move(ts, self._seq, kind, room)
         if mine.moves and ts < mine.moves[-1].ts:
             bisect.insort(mine.moves, move)
@@ -208,11 +247,15 @@ class PresenceLedger:
         must have been made while in A (not before that session began), and its session
         must still be open at the leave.
         """
-        window = self.settings.migration_window
-        while mine.leaves and mine.leaves[0][0].ts < move.ts - window:
-            mine.leaves.popleft()
-        while mine.joins and mine.joins[0].ts < move.ts - window:
-            mine.joins.popleft()
+        oldest = move.ts - self.settings.migration_window
+        stale = 0
+        while stale < len(mine.leaves) and mine.leaves[stale][0].ts < oldest:
+            stale += 1
+        del mine.leaves[:stale]
+        stale = 0
+        while stale < len(mine.joins) and mine.joins[stale].ts < oldest:
+            stale += 1
+        del mine.joins[:stale]
         if move.kind == "join":
             mine.opened[move.room] = move
             for i, (left, rooms_then) in enumerate(mine.leaves):
@@ -240,10 +283,12 @@ class PresenceLedger:
     def migrations(self, member: str | None = None) -> Iterator[Migration]:
         """Migrations of `member` (of everyone if None), each member's in time order."""
         if member is not None:
-            yield from self._moves[member].migrations if member in self._moves else ()
+            mine = self._moves.get(member)
+            yield from mine.migrations if isinstance(mine, _Moves) else ()
             return
-        for mine in self._moves.values():
-            yield from mine.migrations
+        for moves in self._moves.values():
+            if isinstance(moves, _Moves):
+                yield from moves.migrations
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self) -> list[tuple[str, int]]:

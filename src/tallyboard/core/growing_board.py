@@ -16,25 +16,29 @@ from itertools import islice
 
 from sortedcontainers import SortedList
 
-from ..core.board import Change
-from ..core.intervals import IntervalSeries
-from ..core.results import Entry
+from .board import Change
+from .intervals import IntervalSeries
+from .results import Entry
 
 Bounds = Callable[[float], tuple[int | None, int]]
+Placed = tuple[int, str, int]  # (-base, member, rate): sorts as (-base, member) would
 
 
 class GrowingBoard:
     """Presence scores over ``[lo, now)`` for windows whose start `lo` is fixed (or None)."""
 
     def __init__(self, series: Mapping[str, IntervalSeries], bounds: Bounds,
-                 cursor: int) -> None:
+                 cursor: int, shared: dict[str, Placed] | None = None) -> None:
+        """`shared` (one per metric and filter) lets the boards of several windows hold
+        one tuple for a member whose score is the same in each (present only lately)."""
         self._series = series
+        self._shared: dict[str, Placed] = {} if shared is None else shared
         self._bounds = bounds
         self.cursor = cursor
         self.lo: int | None = None
         self.hi: int | None = None
-        self._groups: dict[int, SortedList] = {}  # rate -> (-base, member)
-        self._at: dict[str, tuple[int, int]] = {}  # member -> (rate, base)
+        self._groups: dict[int, SortedList] = {}  # rate -> entries of that rate
+        self._at: dict[str, Placed] = {}  # member -> its entry
         self._entering: list[tuple[int, str]] = []  # future joins and leaves
 
     # ---- keeping up -----------------------------------------------------------------------
@@ -60,26 +64,41 @@ class GrowingBoard:
     def _place(self, member: str, hi: int) -> None:
         old = self._at.pop(member, None)
         if old is not None:
-            self._groups[old[0]].remove((-old[1], member))
+            self._groups[old[2]].remove(old)
         series = self._series[member]
-        score = series.total(self.lo, hi, hi)
-        rate = series.covering(hi)
-        if score or rate:
-            base = score - rate * hi
-            self._at[member] = (rate, base)
-            group = self._groups.get(rate)
+        entry = self._entry(member, series.total(self.lo, hi, hi), series.covering(hi), hi)
+        if entry is not None:
+            group = self._groups.get(entry[2])
             if group is None:
-                group = self._groups[rate] = SortedList()
-            group.add((-base, member))
+                group = self._groups[entry[2]] = SortedList()
+            group.add(entry)
+
+    def _entry(self, member: str, score: int, rate: int, hi: int) -> Placed | None:
+        """The member's entry at `hi` (None: not listed), recorded as its placement."""
+        if not (score or rate):
+            return None
+        entry = (rate * hi - score, member, rate)
+        same = self._shared.get(member)
+        if same == entry:
+            entry = same  # another window's board placed the member alike
+        else:
+            self._shared[member] = entry
+        self._at[member] = entry
+        return entry
 
     def _rebuild(self, lo: int | None, hi: int) -> None:
+        """Every member placed afresh; each rate's list sorted once, not grown one by one."""
         self.lo, self.hi = lo, hi
-        self._groups, self._at, self._entering = {}, {}, []
+        self._at, self._entering = {}, []
+        by_rate: dict[int, list[Placed]] = {}
         for member, series in self._series.items():
-            self._place(member, hi)
+            entry = self._entry(member, series.total(lo, hi, hi), series.covering(hi), hi)
+            if entry is not None:
+                by_rate.setdefault(entry[2], []).append(entry)
             nxt = series.next_change(hi)
             if nxt is not None:
                 self._entering.append((nxt, member))
+        self._groups = {rate: SortedList(entries) for rate, entries in by_rate.items()}
         heapq.heapify(self._entering)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -95,7 +114,7 @@ class GrowingBoard:
     def score_of(self, member: str) -> int:
         got = self._at.get(member)
         assert self.hi is not None
-        return 0 if got is None else got[1] + got[0] * self.hi
+        return 0 if got is None else got[2] * self.hi - got[0]
 
     def rank_of(self, score: int) -> int:
         assert self.hi is not None
@@ -124,7 +143,7 @@ class GrowingBoard:
         lo, up = 0, self._listed(rate)
         while lo < up:
             mid = (lo + up) // 2
-            neg, member = group[mid]
+            neg, member, _ = group[mid]
             if self._before(neg - shift, member) < start:
                 lo = mid + 1
             else:
@@ -133,7 +152,7 @@ class GrowingBoard:
 
     def _stream(self, rate: int, hi: int, first: int) -> Iterator[tuple[int, str]]:
         """One rate's listed members from local index `first` as ``(-score, member)``."""
-        for neg, member in self._groups[rate].islice(first, self._listed(rate)):
+        for neg, member, _ in self._groups[rate].islice(first, self._listed(rate)):
             yield neg - rate * hi, member
 
     def entries(self, start: int, stop: int) -> list[Entry]:
