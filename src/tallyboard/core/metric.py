@@ -277,21 +277,23 @@ class MetricState:
         the window's start is fixed, so its rolling windows are computed per query)."""
         return window.kind != "range" and not (self.presence and window.kind == "rolling")
 
-    def warm(self, now: float) -> None:
+    def warm(self, now: float) -> bool:
         """Build the configured hot boards (all, calendar periods, rolling) ahead of queries,
         for a metric big enough that building one on its first query would be felt.
 
         A smaller metric's board is built when first asked for (under a millisecond below
         WARM_FROM members), as on a live server that never asked: a restart then costs
         what the live process did, not a board per window for each of 50,000 small metrics.
+        Whether it built them.
         """
         if len(self.series[None]) < WARM_FROM:
-            return
+            return False
         for name in ("all", "day", "week", "month", "year",
                      *(f"rolling:{r}" for r in self.config.rolling)):
             window = Window.parse(name)
             if self.has_board(window):
                 self.board(None, window, now)
+        return True
 
     # ---- queries ------------------------------------------------------------------------
     def series_of(self, key: FilterKey) -> dict[str, Series]:
