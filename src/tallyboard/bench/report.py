@@ -98,12 +98,14 @@ def _target_rows(results: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 LIVE_KINDS = ("top10 day", "top10 week", "top10 rolling:24h", "top10 all", "rank", "sum")
-LIVE_READ_FIX = ("A read first catches its board up on every change since the previous read "
-                 "(issue 13 item 1), on the reader's time, so reads slow down as the write "
-                 "rate grows; the seed's sorted sets pay at write time instead (see the live "
-                 "section).")
-SNAPSHOT_FIX = ("A snapshot is applied in one piece while the engine is held: its diff and "
-                "session bookkeeping are per-member Python objects (issue 13 items 2 and 3).")
+LIVE_READ_FIX = ("Boards are now kept up by the writes (docs/architecture.md), so a read no "
+                 "longer pays for the writes before it; what is left is the GIL: in one "
+                 "process a write's board upkeep (~5 µs per changed member per board, a "
+                 "SortedList move) and the reads take turns. A cheaper board move (delta "
+                 "scores over a bucketed order) or reads served by a second process "
+                 "following the log would close it.")
+SNAPSHOT_FIX = ("A snapshot is applied in one piece while the engine is held; applying it "
+                "in slices (issue 13 item 2) would let reads in between.")
 
 
 def _cell(levels: list[dict[str, Any]], rate: int, readers: int) -> dict[str, Any]:
