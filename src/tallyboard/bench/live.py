@@ -360,6 +360,21 @@ def _check_seed(client: redis.Redis, prefix: str, history: dict[str, Any]) -> No
 
 
 # ---- paced writers and timed readers ----------------------------------------------------------
+def paced(stop: Any, interval: float, offset: float = 0.0) -> Iterator[None]:
+    """Ticks until `stop` is set: the first at once, then on a clock of `interval` seconds
+    shifted by `offset` (writers sharing a rate interleave); a writer more than a second
+    behind drops the lost time instead of bursting."""
+    next_at = time.perf_counter() + offset
+    while not stop.is_set():
+        yield
+        next_at += interval
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            stop.wait(delay)
+        elif delay < -1.0:
+            next_at = time.perf_counter()
+
+
 def paced_writer(kind: str, url: str, prefix: str, rate: float, sent: Any, refused: Any,
                  stop: Any) -> None:
     """Write live events (ts = now) at `rate` events/s over WRITER_CONNECTIONS connections
@@ -373,9 +388,8 @@ def paced_writer(kind: str, url: str, prefix: str, rate: float, sent: Any, refus
         http = Http(url) if kind == "http" else None
         seed = SeedWriter(url, prefix) if kind == "redis" else None
         interval = BATCH * WRITER_CONNECTIONS / rate
-        next_at = time.perf_counter() + index * interval / WRITER_CONNECTIONS
         try:
-            while not stop.is_set():
+            for _ in paced(stop, interval, index * interval / WRITER_CONNECTIONS):
                 ts = np.full(BATCH, int(time.time()))
                 cols = (rng.integers(0, MEMBERS, BATCH), rng.integers(1, 11, BATCH),
                         rng.integers(0, CHANNELS, BATCH), ts)
@@ -387,12 +401,6 @@ def paced_writer(kind: str, url: str, prefix: str, rate: float, sent: Any, refus
                     seed.record(*cols)
                 with sent.get_lock():
                     sent.value += BATCH
-                next_at += interval
-                delay = next_at - time.perf_counter()
-                if delay > 0:
-                    stop.wait(delay)
-                elif delay < -1.0:
-                    next_at = time.perf_counter()
         except BaseException as exc:
             failures.append(exc)
             stop.set()
@@ -557,9 +565,7 @@ def _in_process(tmp: Path, history: dict[str, Any], cell: float,
 
         def write() -> None:
             rng = np.random.default_rng(7)
-            interval = IN_PROCESS_BATCH / IN_PROCESS_RATE
-            next_at = time.perf_counter()
-            while not stop.is_set():
+            for _ in paced(stop, IN_PROCESS_BATCH / IN_PROCESS_RATE):
                 tb.record_columns(
                     METRIC, [NAMES[m] for m in rng.integers(0, MEMBERS, IN_PROCESS_BATCH)],
                     rng.integers(1, 11, IN_PROCESS_BATCH),
@@ -567,12 +573,6 @@ def _in_process(tmp: Path, history: dict[str, Any], cell: float,
                     tags={"channel": [CHANNEL_NAMES[c] for c in
                                       rng.integers(0, CHANNELS, IN_PROCESS_BATCH)]})
                 sent[0] += IN_PROCESS_BATCH
-                next_at += interval
-                delay = next_at - time.perf_counter()
-                if delay > 0:
-                    stop.wait(delay)
-                elif delay < -1.0:
-                    next_at = time.perf_counter()
 
         writer = threading.Thread(target=write)
         writer.start()
