@@ -15,9 +15,10 @@
     ├── UnsupportedMediaType  415  unsupported_media_type  a body not sent as JSON/NDJSON
     ├── MisdirectedRequest    421  misdirected_request  Host is not the server's own name
     ├── InvalidEvent      422  invalid_event   one event of a batch is invalid (index, field)
-    ├── RateLimited       429  rate_limited    transient, carries retry_after
-    ├── Busy              503  busy            too many writes waiting; carries retry_after
-    └── StoreUnavailable  503  store_unavailable  transient, carries retry_after
+    └── RetryLater                             transient: carries retry_after
+        ├── RateLimited       429  rate_limited    too many requests from this client
+        ├── Busy              503  busy            too many writes waiting
+        └── StoreUnavailable  503  store_unavailable  the log cannot take it now
 """
 
 from __future__ import annotations
@@ -122,9 +123,10 @@ class InvalidEvent(TallyboardError, ValueError):
         self.field = field
 
 
-class RateLimited(TallyboardError):
-    status = 429
-    code = "rate_limited"
+class RetryLater(TallyboardError):
+    """A transient refusal: nothing was applied, and `retry_after` seconds say when to
+    ask again (the API's Retry-After)."""
+
     transient = True
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
@@ -132,26 +134,21 @@ class RateLimited(TallyboardError):
         self.retry_after = retry_after
 
 
-class Busy(TallyboardError):
+class RateLimited(RetryLater):
+    status = 429
+    code = "rate_limited"
+
+
+class Busy(RetryLater):
     """The server already has as many writes waiting as it takes; nothing was applied.
     Retry later rather than queue behind a burst without end."""
 
     status = 503
     code = "busy"
-    transient = True
-
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
-class StoreUnavailable(TallyboardError):
+class StoreUnavailable(RetryLater):
     """The durable log could not take the write; nothing was applied. Retry later."""
 
     status = 503
     code = "store_unavailable"
-    transient = True
-
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
