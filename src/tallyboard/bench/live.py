@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import multiprocessing
-import os
 import random
 import resource
 import signal
@@ -55,7 +54,7 @@ import redis
 
 from .. import open as open_board
 from ..engine import Tallyboard
-from .measure import Progress, Server, rss_bytes
+from .measure import Progress, Server, report, rss_bytes
 from .redis_baselines import clear_prefix, prefix_keys
 
 METRIC = "live"
@@ -795,10 +794,7 @@ def main(argv: list[str] | None = None) -> None:
         result = _open_sessions(args.data, args.sessions, args.changes)
     else:
         result = _reopen(args.data, args.sessions)
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
-    if args.child == "sessions":  # no clean shutdown: the restart is after a crash
-        os.kill(os.getpid(), signal.SIGKILL)
+    report(result, crash=args.child == "sessions")  # the restart is after a crash
 
 
 if __name__ == "__main__":

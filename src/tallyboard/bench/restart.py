@@ -13,7 +13,6 @@ leaderboard (hot boards of small metrics are built on first use).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import signal
 import subprocess
@@ -27,7 +26,7 @@ import orjson
 
 from .. import open as open_board
 from ..engine import Tallyboard
-from .measure import Progress, rss_bytes
+from .measure import Progress, report, rss_bytes
 
 METRICS = 50_000  # at scale 1
 EVENTS_PER_METRIC = 3
@@ -115,10 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(orjson.dumps(got, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     result = _write(args.data, args.metrics) if args.child == "write" else _reopen(args.data)
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
-    if args.child == "write":  # no clean shutdown: the restart replays the whole log
-        os.kill(os.getpid(), signal.SIGKILL)
+    report(result, crash=args.child == "write")  # the restart replays the whole log
 
 
 if __name__ == "__main__":
