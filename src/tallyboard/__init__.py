@@ -53,8 +53,9 @@ def open(url_or_path: str = "./tallyboard-data", *, clock: Callable[[], float] =
     `url_or_path` is a data directory (``./tallyboard-data``), ``sqlite:///file``,
     ``postgresql://user@host/db`` (the durable log in PostgreSQL), ``memory://``
     (nothing kept) or ``http(s)://host:port`` (a server; `key` is its API key). An
-    embedded store rebuilds its state from the durable log on open; `options`
-    go to `Tallyboard` (``default_config``, ``skew``, ``id_retention``).
+    embedded store rebuilds its state from the durable log on open (from its newest
+    checkpoint on); `options` go to `Tallyboard` (``default_config``, ``skew``,
+    ``id_retention``, ``checkpoint_every``).
 
     One process at a time writes an embedded store: opening a second raises DataInUse
     naming the first. `read_only` opens it beside that writer to query what it has

@@ -22,6 +22,7 @@ import numpy as np
 
 from .bounds import Instant, instant, span
 from .calendar import STEPS, Calendar, CalendarError
+from .checkpoint import Checkpoints, Unusable, load, save, sweep
 from .core.columns import Columns, check_columns
 from .core.config import ConfigError, MetricConfig
 from .core.events import MAX_NAME, NUL, Event, check_events
@@ -31,7 +32,7 @@ from .errors import BadQuery, Conflict, InvalidEvent, NotFound, StoreUnavailable
 from .presence.ledger import PresenceLedger, PresenceSettings
 from .presence.ops import PresenceBatch
 from .presence_engine import PresenceEngine
-from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey, StateReset
+from .stores.base import PRESENCE_KEY, Batch, EventLog, MetricKey, Position, StateReset
 from .stores.batches import by_space, without
 from .windows import Window, WindowError
 
@@ -43,7 +44,11 @@ MAX_RADIUS = 1000
 MAX_N = 1000
 MAX_GROUP = 10_000
 KEEP_UP_EVERY = 0.05  # seconds between a server's keep_up steps: a read's most lag
+READ_TURNS_MAX = 0.002  # seconds a long write waits, between turns, for reads to pass
 SYNC_TURN = 256  # changes a board takes per turn of the lock (~1 ms) when kept up
+CHECKPOINT_EVERY = 2_000_000  # replay work between checkpoints, in events (~2 s of replay)
+PRESENCE_WEIGHT = 20  # a presence change costs about 20 events' replay time
+CLOSE_CHECKPOINT_FROM = 10_000  # a clean close checkpoints if this much came since
 COLUMNS_FROM = 256  # row batches this big are applied as columns: same result, faster
 
 
@@ -69,9 +74,13 @@ class Tallyboard(PresenceEngine):
     def __init__(self, log_: EventLog, *, clock: Callable[[], float] = time.time,
                  default_config: MetricConfig | None = None, skew: float = 60.0,
                  id_retention: float = ID_RETENTION,
-                 on_replay: Callable[[int, int | None], None] | None = None) -> None:
+                 on_replay: Callable[[int, int | None], None] | None = None,
+                 checkpoint_every: int = CHECKPOINT_EVERY) -> None:
         """`on_replay(batches done, batches in all or None)` follows the rebuild from the
-        log (for progress bars)."""
+        log (for progress bars). A log on a disk of its own (the embedded store) is
+        checkpointed once `checkpoint_every` events were applied since the last time (a
+        presence change counts PRESENCE_WEIGHT: its replay costs that much more), so a
+        restart replays only what came after (0: never; the whole log is replayed)."""
         self.log = log_
         self.clock = clock
         self.default_config = default_config or MetricConfig()
@@ -82,6 +91,9 @@ class Tallyboard(PresenceEngine):
         # condition to wait on for them to settle (see record_many).
         self._settled = threading.Condition(self.lock)
         self._claimed: set[tuple[str, str]] = set()
+        self._applying: set[str] = set()  # spaces whose presence is applied in slices
+        self._reads_waiting: list[None] = []  # one entry per read waiting for the lock
+        self._reads_admitted = 0  # reads that got the lock so far
         self._in_flight = 0
         self._draining = 0
         self._metrics: dict[MetricKey, MetricState] = {}
@@ -96,40 +108,125 @@ class Tallyboard(PresenceEngine):
         self.rebuild_seconds = 0.0
         self.on_append: Callable[[float], None] | None = None  # durable-write timings sink
         self.events_total = 0
+        self._units = 0  # replay work applied, in events: see Checkpoints
+        path = log_.checkpoint_path
+        self._checkpoints = (Checkpoints(path, checkpoint_every)
+                             if path is not None and checkpoint_every > 0 else None)
+        self.from_checkpoint: Position | None = None  # what the last load started from
         self._load(on_replay)
 
     # ---- lifecycle ----------------------------------------------------------------------
     def _load(self, on_replay: Callable[[int, int | None], None] | None) -> None:
         started = time.perf_counter()
         configs = self.log.configs()
+        self.from_checkpoint = self._restore(configs)
         for (space, name), cfg in configs.items():
             if name == PRESENCE_KEY:
-                self._presence_settings[space] = PresenceSettings(**cfg)
+                self._presence_settings.setdefault(space, PresenceSettings(**cfg))
         for (space, name), cfg in configs.items():
-            if name != PRESENCE_KEY:
+            if name != PRESENCE_KEY and (space, name) not in self._metrics:
                 self._metrics[(space, name)] = MetricState(
                     MetricConfig.from_stored(cfg),
                     presence=name == self._presence_metric_name(space))
         del configs  # 50,000 small metrics' JSON: freed before the replay's peak
         horizon = self.clock() - self.id_retention
-        total = self.log.batch_count() if on_replay else None
-        for done, (received_at, events) in enumerate(self.log.replay(), start=1):
+        if self.from_checkpoint is None:
+            batches, total = self.log.replay(), self.log.batch_count() if on_replay else None
+        else:
+            batches, total = self.log.replay_after(self.from_checkpoint), None
+        for done, (received_at, events) in enumerate(batches, start=1):
             self._apply(events)
             if received_at >= horizon:
                 self._remember_ids(events, received_at)
             if on_replay is not None and done % 256 == 0:
                 on_replay(done, total)
+        self._prune_ids(self.clock())
         now = self.clock()
         for state in self._metrics.values():
-            if state.warm(now):
+            if state.warm(now) or state.has_boards():
                 self._hot.add(state)
-        self._behind.clear()  # every board there is was just built from all of it
+        if self.from_checkpoint is None:
+            self._behind.clear()  # every board there is was just built from all of it
         self.rebuild_seconds = time.perf_counter() - started
-        log.info("loaded %d events in %d metrics in %.2fs", self.events_total,
-                 len(self._metrics), self.rebuild_seconds)
+        log.info("loaded %d events in %d metrics in %.2fs%s", self.events_total,
+                 len(self._metrics), self.rebuild_seconds,
+                 "" if self.from_checkpoint is None else
+                 f" (from the checkpoint at batch {self.from_checkpoint.seq}, then the rest)")
+
+    def _restore(self, configs: Mapping[MetricKey, Mapping[str, Any]]) -> Position | None:
+        """Take the state from this log's checkpoint if it can be used (see
+        tallyboard.checkpoint); the batch it ends at, or None to replay the whole log."""
+        if self._checkpoints is None:
+            return None
+        sweep(self._checkpoints.path)
+        try:
+            position, state = load(self._checkpoints.path)
+            if not self.log.holds(position):
+                raise Unusable("it is of another log, or of batches this log "
+                                          "no longer holds")
+            metrics, ledgers, presence_settings, ids, events_total = state
+            for key, mstate in metrics.items():
+                cfg = configs.get(key)
+                if cfg is None or MetricConfig.from_stored(cfg) != mstate.config:
+                    raise Unusable(f"metric {key[1]!r} of space {key[0]!r} "
+                                              "was reconfigured after it")
+            for space, settings in presence_settings.items():
+                cfg = configs.get((space, PRESENCE_KEY))
+                if cfg is None or PresenceSettings(**cfg) != settings:
+                    raise Unusable(f"presence settings of space {space!r} "
+                                              "changed after it")
+        except Unusable as exc:
+            log.info("checkpoint %s not used (%s): replaying the whole log",
+                     self._checkpoints.path, exc)
+            return None
+        self._metrics, self._ledgers = metrics, ledgers
+        self._presence_settings, self._ids = presence_settings, ids
+        self.events_total = events_total
+        self._behind.update(s for s in metrics.values() if s.has_boards())
+        return position
+
+    def _checkpoint_state(self) -> tuple[Any, ...]:
+        """What a checkpoint holds (and `_restore` takes back), in this order."""
+        return (self._metrics, self._ledgers, self._presence_settings, self._ids,
+                self.events_total)
+
+    def _maybe_checkpoint(self) -> None:
+        """Start a checkpoint in a forked child when one is due: under the lock, with no
+        write in flight, so the state forked is exactly the log up to its last batch."""
+        cp = self._checkpoints
+        if cp is None or not cp.due(self._units):
+            return
+        with self.lock:
+            if not cp.due(self._units):
+                return
+            self._drained()
+            try:
+                position = self.log.position()
+                if position is not None:
+                    cp.start(position, self._checkpoint_state(), self._units,
+                             self.log.release_in_child)
+            except (StoreUnavailable, OSError) as exc:  # a write's answer never depends
+                cp.taken_at = self._units  # on it: tried again `every` units later
+                log.warning("checkpoint not started: %s", exc)
 
     def close(self) -> None:
-        """Close the log; the engine is unusable afterwards."""
+        """Close the log (after a last checkpoint, if much came since the previous one);
+        the engine is unusable afterwards."""
+        cp = self._checkpoints
+        if cp is not None:
+            cp.finish()
+            try:
+                with self.lock:
+                    self._drained()
+                    position = self.log.position()
+                    if position is not None and \
+                            self._units - cp.taken_at >= CLOSE_CHECKPOINT_FROM:
+                        started = time.perf_counter()
+                        save(cp.path, position, self._checkpoint_state())
+                        log.info("checkpoint written to %s in %.2fs", cp.path,
+                                 time.perf_counter() - started)
+            except (StoreUnavailable, OSError) as exc:  # the next start replays more
+                log.warning("no checkpoint at close: %s", exc)
         self.log.close()
 
     def __enter__(self) -> Tallyboard:
@@ -160,7 +257,7 @@ class Tallyboard(PresenceEngine):
         anything is written, and StoreUnavailable if the log refuses the write.
         """
         accepted = self._record_many(events, space)
-        self._keep_boards_up()
+        self._after_write()
         return accepted
 
     def _record_many(self, events: Iterable[Mapping[str, Any] | Event],
@@ -184,8 +281,7 @@ class Tallyboard(PresenceEngine):
             if created:  # a new metric (rare): create it and write under the lock
                 known = self._append(now, fresh, created)
                 return self._applied(now, fresh, duplicates, known, created)
-            self._claimed |= ids
-            self._in_flight += 1
+            self._claim(ids)
         # The durable write runs without the engine lock, so concurrent requests share
         # one commit (the log groups them). Events add up in any order, so applying them
         # in a different order than they commit changes no answer.
@@ -232,11 +328,39 @@ class Tallyboard(PresenceEngine):
         self._in_flight -= 1
         self._settled.notify_all()
 
-    def _wait_for(self, ids: set[tuple[str, str]]) -> None:
-        """Wait (holding the lock) while a write in flight holds one of `ids`: whether
-        ours is a duplicate depends on whether that write commits."""
-        while self._draining or not self._claimed.isdisjoint(ids):
+    def _wait_for(self, ids: set[tuple[str, str]], spaces: Collection[str] = ()) -> None:
+        """Wait (holding the lock) while a write in flight holds one of `ids` (whether
+        ours is a duplicate depends on whether that write commits), or is still applying
+        presence of one of `spaces` in slices (ours is validated against all of it)."""
+        while self._draining or not self._claimed.isdisjoint(ids) or \
+                not self._applying.isdisjoint(spaces):
             self._settled.wait()
+
+    def _claim(self, ids: set[tuple[str, str]], spaces: Collection[str] = ()) -> None:
+        """A write goes in flight (under the lock): its ids and spaces are held, and
+        drains (a metric replay, a checkpoint) wait for it, until `_settle`."""
+        self._claimed |= ids
+        self._applying.update(spaces)
+        self._in_flight += 1
+
+    def _apply_in_turns(self, parts: Iterator[None], touched: dict[MetricKey, MetricState],
+                        units: int, ids: set[tuple[str, str]], spaces: Collection[str],
+                        now: float) -> None:
+        """Run a durable write's in-memory apply one part per turn of the lock, letting
+        reads in between (each part leaves a state some prefix of the write makes)."""
+        try:
+            done = False
+            while not done:
+                self._let_reads_in()
+                with self.lock:
+                    done = next(parts, StopIteration) is StopIteration
+        finally:
+            with self.lock:
+                self._units += PRESENCE_WEIGHT * units
+                self._behind.update(touched.values())
+                self._prune_ids(now)
+                self._applying.difference_update(spaces)
+                self._settle(ids)
 
     def _drained(self) -> None:
         """Wait (holding the lock) until no write is in flight, keeping new ones out:
@@ -260,7 +384,7 @@ class Tallyboard(PresenceEngine):
         `record_many`, several times faster for bulk loads.
         """
         accepted = self._record_columns(metric, members, values, ts, tags, ids, space)
-        self._keep_boards_up()
+        self._after_write()
         return accepted
 
     def _record_columns(self, metric: str, members: Sequence[str], values: Any, ts: Any,
@@ -330,10 +454,14 @@ class Tallyboard(PresenceEngine):
         that applied it brings their hot boards up (see _keep_boards_up)."""
         if isinstance(events, PresenceBatch):
             touched = self._apply_presence(events)
+            self._units += PRESENCE_WEIGHT * sum(len(op.members) if op.members else 1
+                                                 for op in events)
         elif isinstance(events, Columns):
             touched = [self._apply_columns(events)]
+            self._units += len(events)
         else:
             touched = self._apply_rows(events)
+            self._units += len(events)
         self._behind.update(touched)
 
     def _apply_columns(self, events: Columns) -> MetricState:
@@ -591,6 +719,12 @@ class Tallyboard(PresenceEngine):
                     self._catch_up(*sorted({k[0] for k in self._metrics} | set(self._ledgers)))
             self._behind.update(self._hot)
         self._keep_boards_up(every_board=True)
+        self._maybe_checkpoint()
+
+    def _after_write(self) -> None:
+        """A write's upkeep, off every read: its boards up to date, a checkpoint if due."""
+        self._keep_boards_up()
+        self._maybe_checkpoint()
 
     def _keep_boards_up(self, every_board: bool = False) -> None:
         """Bring the hot boards of the metrics left behind up to date, SYNC_TURN changes
@@ -603,17 +737,37 @@ class Tallyboard(PresenceEngine):
         for state, board in turns:
             done = False
             while not done:
-                _yield()  # let a waiting read take the lock (and the GIL) first
+                self._let_reads_in()
                 with self.lock:
                     done = state.sync_board(board, self.clock(), SYNC_TURN)
+
+    def _let_reads_in(self) -> None:
+        """Between two turns of a long write: let the reads waiting for the lock have it
+        first (for at most READ_TURNS_MAX), instead of taking it straight back."""
+        waiting = len(self._reads_waiting)
+        if not waiting:
+            _yield()
+            return
+        target = self._reads_admitted + waiting  # those waiting now; later ones queue
+        deadline = time.perf_counter() + READ_TURNS_MAX
+        while self._reads_admitted < target and time.perf_counter() < deadline:
+            time.sleep(0.0001)  # the GIL too: a read needs both
 
     # ---- following a log shared with other servers ------------------------------------------
     @contextlib.contextmanager
     def _reading(self, space: str) -> Iterator[None]:
         """The lock, with `space` brought up to date first (a no-op for a private log)."""
-        with self.lock:
+        self._reads_waiting.append(None)  # list ops are atomic: no lock for the count
+        try:
+            self.lock.acquire()
+        finally:
+            self._reads_waiting.pop()
+        self._reads_admitted += 1  # under the lock
+        try:
             self._catch_up(space)
             yield
+        finally:
+            self.lock.release()
 
     def _catch_up(self, *spaces: str, own: bool = False) -> None:
         """Apply, in the shared log's order, what any server appended to `spaces` since

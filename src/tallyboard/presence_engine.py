@@ -10,7 +10,7 @@ import contextlib
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from .bounds import Instant, span
@@ -24,6 +24,9 @@ from .presence.concurrency import Bucket, concurrency
 from .presence.ledger import LateOperation, PresenceLedger, PresenceSettings, Session
 from .presence.ops import PresenceBatch, check_ops
 from .stores.base import PRESENCE_KEY, EventLog, MetricKey
+from .stores.batches import without
+
+PRESENCE_SLICE = 1_000  # presence changes applied per turn of the lock in a huge write
 
 
 class PresenceEngine:
@@ -39,11 +42,13 @@ class PresenceEngine:
     _dedupe: Callable[[list[Any]], tuple[list[Any], int]]
     _remember_ids: Callable[[Any, float], None]
     _drained: Callable[[], None]
-    _wait_for: Callable[[set[tuple[str, str]]], None]
+    _wait_for: Callable[..., None]
+    _claim: Callable[[set[tuple[str, str]], Collection[str]], None]
+    _apply_in_turns: Callable[..., None]
     _reading: Callable[[str], contextlib.AbstractContextManager[None]]
     _catch_up: Callable[..., None]
     _take: Callable[..., int]
-    _keep_boards_up: Callable[[], None]
+    _after_write: Callable[[], None]
     _append: Callable[[float, Any, Mapping[MetricKey, Mapping[str, Any]]], Collection[int]]
     _ledgers: dict[str, PresenceLedger]
     _presence_settings: dict[str, PresenceSettings]
@@ -135,7 +140,8 @@ class PresenceEngine:
         spaces = sorted({op.space for op in batch})
         with self.lock, self.log.exclusive(spaces):
             self._catch_up(*spaces)  # validated against every server's operations so far
-            self._wait_for({(op.space, op.id) for op in batch if op.id is not None})
+            ids = {(op.space, op.id) for op in batch if op.id is not None}
+            self._wait_for(ids, spaces)
             fresh, duplicates = self._dedupe(batch)
             by_space: dict[str, list[int]] = {}
             for i, op in enumerate(fresh):
@@ -150,8 +156,23 @@ class PresenceEngine:
                 if key not in self._metrics:
                     created[key] = self._presence_config().to_dict()
             held = self._append(now, PresenceBatch(fresh), created)
-            added = self._take(now, PresenceBatch(fresh), held, created, presence=True)
-        self._keep_boards_up()
+            members = sum(len(op.members) if op.members else 1 for op in fresh)
+            parts: Iterator[None] | None = None
+            touched: dict[MetricKey, MetricState] = {}
+            if self.log.shared or members < 2 * PRESENCE_SLICE:
+                added = self._take(now, PresenceBatch(fresh), held, created, presence=True)
+            else:  # a huge snapshot: applied in slices, reads answered in between
+                kept = without(PresenceBatch(fresh), held)
+                for key, cfg in created.items():
+                    self._metrics[key] = MetricState(MetricConfig.from_stored(cfg),
+                                                     presence=True)
+                self._remember_ids(PresenceBatch(fresh), now)
+                parts = self._presence_parts(kept, touched, PRESENCE_SLICE)
+                added = len(kept)
+                self._claim(ids, spaces)
+        if parts is not None:
+            self._apply_in_turns(parts, touched, members, ids, spaces, now)
+        self._after_write()
         return Accepted(added, duplicates + len(held))
 
     def _presence_config(self) -> MetricConfig:
@@ -170,6 +191,14 @@ class PresenceEngine:
     def _apply_presence(self, ops: PresenceBatch) -> list[MetricState]:
         """Apply presence ops to the ledgers and presence metrics; the metrics touched."""
         touched: dict[MetricKey, MetricState] = {}
+        for _ in self._presence_parts(ops, touched):
+            pass
+        return list(touched.values())
+
+    def _presence_parts(self, ops: PresenceBatch, touched: dict[MetricKey, MetricState],
+                        size: int | None = None) -> Iterator[None]:
+        """Apply `ops`, pausing after every `size` changes (see
+        PresenceLedger.apply_in_parts); `touched` collects the metrics they touched."""
         for op in ops:
             key = (op.space, self._presence_metric_name(op.space))
             state = self._metrics.get(key)
@@ -177,16 +206,16 @@ class PresenceEngine:
                 state = self._metrics[key] = MetricState(self._presence_config(),
                                                          presence=True)
             touched[key] = state
-            changes = self._ledger(op.space).apply(op)
-            joined = [c.member for c in changes if c.kind == "join"]
-            for c in changes:  # a snapshot's leaves come before its joins, all at op.ts
-                if c.kind == "leave":
-                    state.end(c.member, c.room, c.since, c.ts)
-            if len(joined) == 1:
-                state.begin(joined[0], op.room, op.ts)
-            elif joined:
-                state.begin_many(joined, op.room, op.ts)
-        return list(touched.values())
+            for changes in self._ledger(op.space).apply_in_parts(op, size):
+                joined = [c.member for c in changes if c.kind == "join"]
+                for c in changes:  # a snapshot's leaves come before its joins, all at op.ts
+                    if c.kind == "leave":
+                        state.end(c.member, c.room, c.since, c.ts)
+                if len(joined) == 1:
+                    state.begin(joined[0], op.room, op.ts)
+                elif joined:
+                    state.begin_many(joined, op.room, op.ts)
+                yield
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self, *, space: str = "default") -> list[dict[str, Any]]:
@@ -235,7 +264,7 @@ class PresenceEngine:
                                    "step")
                 buckets.append((b_lo, b_hi, label))
                 b_lo, b_hi, label = cal.period(step, b_hi)
-            return concurrency(self._ledger(space).room_sessions(room), buckets,
+            return concurrency(self._ledger(space).timeline.get(room), buckets,
                                math.ceil(lo), min(math.ceil(hi), math.ceil(now)))
 
     def migrations(self, *, start: Instant | None = None,

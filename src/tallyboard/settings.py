@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     rate_limit: float = 0.0
     rate_burst: int = 100
     max_pending_writes: int = Field(default=64, ge=1)  # more waiting: 503 busy
+    checkpoint_every: int = Field(default=2_000_000, ge=0)  # events between checkpoints
     default_metric: dict[str, Any] = {}
     discord: DiscordSettings = DiscordSettings()
 

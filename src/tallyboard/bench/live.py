@@ -776,7 +776,15 @@ def _reopen(data: str, sessions: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     assert present == sessions, (present, sessions)
     got = {"open_s": open_s, "seconds": seconds, "rss_mb": rss_bytes() / MB,
-           "peak_mb": _peak_mb()}
+           "peak_mb": _peak_mb(), "from_checkpoint": tb.from_checkpoint is not None}
+    day = time.time() - 86400
+    for name, ask in (("concurrency all rooms, 24 hours", lambda: tb.concurrency(start=day)),
+                      ("concurrency one room, 24 hours",
+                       lambda: tb.concurrency(room="r1", start=day)),
+                      ("migrations, 24 hours", lambda: tb.migrations(start=day))):
+        started = time.perf_counter()
+        ask()
+        got[name] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     tb.close()
     got["close_s"] = time.perf_counter() - started

@@ -109,7 +109,8 @@ def open_engine(settings: Settings) -> Tallyboard:
         durable = _log(settings, on_replay)
         engine = Tallyboard(
             durable, default_config=settings.metric_defaults, skew=settings.skew_seconds,
-            id_retention=settings.id_retention_days * 86400, on_replay=on_replay)
+            id_retention=settings.id_retention_days * 86400, on_replay=on_replay,
+            checkpoint_every=settings.checkpoint_every)
     if isinstance(durable, SQLiteLog) and durable.writer is not None:
         durable.writer.serving(_reachable_url(settings.host, settings.port))
     tune_gc()
@@ -159,8 +160,9 @@ def rebuild(data: Path, log_url: str | None, metric: str | None, space: str,
             store: str | None, store_prefix: str) -> None:
     """Rebuild state from the durable log and report what it holds.
 
-    The embedded store always rebuilds on start; this checks the log reads back whole and
-    says how long it takes. With --store it refills the shared hot store from PostgreSQL
+    The embedded store starts from its checkpoint and replays only the batches after it;
+    this replays the whole log (no checkpoint), to check it reads back whole and say how
+    long that takes. With --store it refills the shared hot store from PostgreSQL
     (every key under the prefix is replaced). It is safe while servers keep writing:
     their writes are accepted (durable in PostgreSQL) and show once it ends; reads
     answer 503 meanwhile, then every server reloads and answers exactly what the log

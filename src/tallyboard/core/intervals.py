@@ -30,6 +30,14 @@ class IntervalSeries:
         self.open: tuple[int, ...] = open_  # starts of sessions still open
         self._pending: list[tuple[int, int]] | None = None
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        """Arrays as bytes (see MemberSeries.__reduce__); most series have none."""
+        if self.starts is _EMPTY:
+            return _interval_series, (self.open, self._pending)
+        return _interval_series, (self.open, self._pending, self.starts.tobytes(),
+                                  self.start_cum.tobytes(), self.ends.tobytes(),
+                                  self.end_cum.tobytes())
+
     def begin(self, start: int) -> None:
         """A session opens at `start`."""
         self.open = (*self.open, start)
@@ -105,6 +113,16 @@ class IntervalSeries:
         if i < len(self.starts):
             later.append(self.starts[i])
         return min(later, default=None)
+
+
+def _interval_series(open_: tuple[int, ...], pending: list[tuple[int, int]] | None,
+                     *arrays: bytes) -> IntervalSeries:
+    """An IntervalSeries back from `IntervalSeries.__reduce__`."""
+    s = IntervalSeries(open_)
+    s._pending = pending
+    if arrays:
+        s.starts, s.start_cum, s.ends, s.end_cum = (array("q", a) for a in arrays)
+    return s
 
 
 def _running(values: list[int]) -> array[int]:

@@ -10,6 +10,7 @@ import heapq
 import math
 from array import array
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import count, islice, pairwise
 from typing import Any, cast
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..calendar import FIXED_STEPS, Calendar
 from ..windows import Window, ceil_second
-from .board import Board, Bounds, ChangeLog
+from .board import Board, ChangeLog
 from .columns import Columns
 from .config import MetricConfig
 from .events import Event
@@ -38,6 +39,23 @@ _CHANGELOG_LIMIT = 1 << 21  # boards lagging further than this are dropped and r
 
 class TooManyPoints(ValueError):
     """A series would have more than MAX_POINTS buckets."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowBounds:
+    """Maps "now" to a window's ``(lo, hi)`` seconds (lo None: open): a value, not a
+    closure, so hot boards can be checkpointed with the state they index."""
+
+    kind: str
+    seconds: int
+    calendar: Calendar
+
+    def __call__(self, now: float) -> tuple[int | None, int]:
+        if self.kind == "all":
+            return None, math.ceil(now)
+        if self.kind == "rolling":
+            return math.ceil(now) - self.seconds, math.ceil(now)
+        return self.calendar.period_start(self.kind, math.floor(now)), math.ceil(now)
 
 
 class MetricState:
@@ -214,16 +232,6 @@ class MetricState:
             clog.trim(min(cursors))
 
     # ---- hot boards -----------------------------------------------------------------------
-    def _bounds(self, window: Window) -> Bounds:
-        cal = self.config.calendar
-        if window.kind == "all":
-            return lambda now: (None, math.ceil(now))
-        if window.kind == "rolling":
-            size = window.seconds
-            return lambda now: (math.ceil(now) - size, math.ceil(now))
-        kind = window.kind
-        return lambda now: (cal.period_start(kind, math.floor(now)), math.ceil(now))
-
     def board(self, key: FilterKey, window: Window, now: float) -> HotBoard:
         """The hot board of `window` (not range) under filter `key`, synced to `now`."""
         bkey = (key, window.name)
@@ -266,11 +274,16 @@ class MetricState:
         return True
 
     def _new_board(self, key: FilterKey, window: Window, cursor: int) -> HotBoard:
+        bounds = WindowBounds(window.kind, window.seconds, self.config.calendar)
         if self.presence:
             return GrowingBoard(cast(dict[str, IntervalSeries], self.series_of(key)),
-                                self._bounds(window), cursor, self._placed.setdefault(key, {}))
-        return Board(cast(dict[str, MemberSeries], self.series_of(key)), self._bounds(window),
+                                bounds, cursor, self._placed.setdefault(key, {}))
+        return Board(cast(dict[str, MemberSeries], self.series_of(key)), bounds,
                      window.kind == "rolling", cursor)
+
+    def has_boards(self) -> bool:
+        """Whether any hot board was built (a restored one is kept up like a live one)."""
+        return bool(self._boards)
 
     def has_board(self, window: Window) -> bool:
         """Whether "as of now" in `window` is kept hot (presence grows linearly only when

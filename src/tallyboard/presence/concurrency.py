@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+
+from ..core.series import MemberSeries
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,37 +18,31 @@ class Bucket:
     avg: float
 
 
-def concurrency(sessions: Iterable[tuple[int, int | None]],
-                buckets: list[tuple[int, int, str]], lo: int, hi: int) -> list[Bucket]:
-    """Sweep `sessions` (end None = still open) over `buckets`, counting only ``[lo, hi)``.
+def concurrency(timeline: MemberSeries | None, buckets: list[tuple[int, int, str]],
+                lo: int, hi: int) -> list[Bucket]:
+    """Peak and average of `timeline` (+1 per session start, -1 per end, by second: the
+    ledger's) over each bucket, counting only ``[lo, hi)``: O(log n) per bucket plus the
+    seconds in it where someone came or went, however long the history.
 
     A bucket's average is member-seconds divided by the seconds of the bucket that lie
     inside ``[lo, hi)`` (0 when none do), so a partly elapsed bucket is not diluted.
     """
-    deltas: Counter[int] = Counter()
-    for start, end in sessions:
-        a, b = max(start, lo), min(hi if end is None else end, hi)
-        if b > a:
-            deltas[a] += 1
-            deltas[b] -= 1
-    points = sorted(deltas)
+    line = timeline if timeline is not None else MemberSeries()
+    line.settle()
+    secs, cum = line.secs, line.cum
     out: list[Bucket] = []
-    count, i = 0, 0
     for b_lo, b_hi, label in buckets:
         c_lo, c_hi = max(b_lo, lo), min(b_hi, hi)
-        while i < len(points) and points[i] <= c_lo:
-            count += deltas[points[i]]
-            i += 1
         if c_hi <= c_lo:
             out.append(Bucket(b_lo, label, 0, 0.0))
             continue
+        i, j = bisect_right(secs, c_lo), bisect_left(secs, c_hi)
+        count = cum[i - 1] if i else 0  # present at c_lo: every change up to it
         peak, seconds, t = count, 0, c_lo
-        while i < len(points) and points[i] < c_hi:
-            seconds += count * (points[i] - t)
-            t = points[i]
-            count += deltas[t]
+        for k in range(i, j):
+            seconds += count * (secs[k] - t)
+            t, count = secs[k], cum[k]
             peak = max(peak, count)
-            i += 1
         seconds += count * (c_hi - t)
         out.append(Bucket(b_lo, label, peak, seconds / (c_hi - c_lo)))
     return out

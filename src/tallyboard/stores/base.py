@@ -10,6 +10,7 @@ import abc
 import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..core.columns import Columns
@@ -21,6 +22,16 @@ Batch = Sequence[Event] | Columns | PresenceBatch  # rows, columns of one metric
 Appended = tuple[float, Batch, Mapping[MetricKey, Mapping[str, Any]]]  # append's arguments
 Entry = tuple[float, Batch, dict[MetricKey, dict[str, Any]]]  # a shared log's entry
 PRESENCE_KEY = "\x00presence"  # the MetricKey[1] under which presence batches replay
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a private log stands: its identity and its last batch (sequence number and
+    arrival), so a checkpoint of the state at that batch can be told to belong to it."""
+
+    log_id: str
+    seq: int
+    received_at: float
 
 
 class StateReset(Exception):
@@ -137,6 +148,26 @@ class EventLog(abc.ABC):
 
     def batch_count(self) -> int | None:
         """How many batches `replay` will yield (for progress bars; None if unknown)."""
+        return None
+
+    # ---- checkpoints (a private log on a disk of its own: see tallyboard.checkpoint) ----
+    checkpoint_path: Path | None = None  # where this log's checkpoint lives; None: none
+
+    def position(self) -> Position | None:
+        """The last batch appended (None for an empty log, or one without checkpoints)."""
+        return None
+
+    def holds(self, position: Position) -> bool:
+        """Whether `position` names a batch of this very log (same identity, same batch)."""
+        return False
+
+    def replay_after(self, position: Position) -> Iterator[tuple[float, Batch]]:
+        """`replay`, from the batch after `position` on."""
+        raise NotImplementedError
+
+    def release_in_child(self) -> None:
+        """In a forked child: let go of what the parent holds (file locks) without
+        touching it, so a parent killed meanwhile can be replaced at once."""
         return None
 
     @abc.abstractmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ..core.events import Event
 from ..errors import Conflict, StoreUnavailable
 from ..presence.ledger import PresenceOp
 from ..presence.ops import PresenceBatch
-from .base import PRESENCE_KEY, Appended, Batch, EventLog, MetricKey
+from .base import PRESENCE_KEY, Appended, Batch, EventLog, MetricKey, Position
 from .group_commit import GroupCommit
 from .writer_lock import WriterLock
 
@@ -32,6 +33,10 @@ CREATE TABLE IF NOT EXISTS batches (
     metrics TEXT NOT NULL,      -- JSON list of "space\\tmetric" in this batch, for replays
     events BLOB NOT NULL        -- JSON list of [space, metric, member, ts, value, tags, id],
                                 -- or a JSON object of columns (one metric)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL         -- log_id: a checkpoint names the log it was taken of
 );
 CREATE TABLE IF NOT EXISTS metrics (
     space TEXT NOT NULL,
@@ -66,6 +71,9 @@ class SQLiteLog(EventLog):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('log_id', ?)",
+                             (uuid.uuid4().hex,))
+            self.checkpoint_path = self.path.with_name(self.path.name + ".checkpoint")
         except BaseException:
             self.writer.release()
             raise
@@ -133,14 +141,22 @@ class SQLiteLog(EventLog):
                              (space, metric, orjson.dumps(dict(cfg)).decode()))
 
     def replay(self, metric: MetricKey | None = None) -> Iterator[tuple[float, Batch]]:
+        sql = "SELECT received_at, events FROM batches"
+        args: tuple[str, ...] = ()
+        if metric is not None:
+            sql += " WHERE instr(metrics, ?) > 0"
+            args = (orjson.dumps(f"{metric[0]}\t{metric[1]}").decode(),)
+        return self._batches(sql + " ORDER BY seq", args, metric)
+
+    def replay_after(self, position: Position) -> Iterator[tuple[float, Batch]]:
+        return self._batches("SELECT received_at, events FROM batches WHERE seq > ? "
+                             "ORDER BY seq", (position.seq,), None)
+
+    def _batches(self, sql: str, args: tuple[Any, ...],
+                 metric: MetricKey | None) -> Iterator[tuple[float, Batch]]:
         reader = self._reader()
         try:
-            sql = "SELECT received_at, events FROM batches"
-            args: tuple[str, ...] = ()
-            if metric is not None:
-                sql += " WHERE instr(metrics, ?) > 0"
-                args = (orjson.dumps(f"{metric[0]}\t{metric[1]}").decode(),)
-            for received_at, blob in reader.execute(sql + " ORDER BY seq", args):
+            for received_at, blob in reader.execute(sql, args):
                 data = orjson.loads(blob)
                 if isinstance(data, dict) and "presence" in data:
                     ops = (PresenceOp(row[0], row[1], row[2], row[3],
@@ -158,6 +174,34 @@ class SQLiteLog(EventLog):
                 yield received_at, events
         finally:
             reader.close()
+
+    def position(self) -> Position | None:
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT seq, received_at FROM batches "
+                                       "ORDER BY seq DESC LIMIT 1").fetchone()
+                return None if row is None else \
+                    Position(self._log_id(), int(row[0]), float(row[1]))
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"the event log does not answer: {exc}") from exc
+
+    def holds(self, position: Position) -> bool:
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT received_at FROM batches WHERE seq = ?",
+                                       (position.seq,)).fetchone()
+                return (row is not None and float(row[0]) == position.received_at
+                        and self._log_id() == position.log_id)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"the event log does not answer: {exc}") from exc
+
+    def _log_id(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'log_id'").fetchone()
+        return "" if row is None else str(row[0])
+
+    def release_in_child(self) -> None:
+        if self.writer is not None:  # the parent's lock stays: its descriptor holds it
+            self.writer.release()
 
     def put_config(self, key: MetricKey, config: Mapping[str, Any]) -> None:
         self._writable()
