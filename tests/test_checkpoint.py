@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -161,18 +162,22 @@ def test_a_damaged_checkpoint_is_ignored_and_the_log_replayed(
         again.close()
 
 
+@pytest.mark.parametrize("change", ["metric", "presence"])
 def test_settings_changed_after_the_checkpoint_retire_it(
-        configured: tuple[Path, Clock], monkeypatch: pytest.MonkeyPatch) -> None:
+        configured: tuple[Path, Clock], change: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     data, clock = configured
     monkeypatch.setattr("tallyboard.engine.CLOSE_CHECKPOINT_FROM", 1)
     tb = _open(data, clock, every=10**9)
     for step in range(4):
         _write(tb, clock, step)
     tb.close()
-    # a reader-side change the checkpoint can't know of: the config row alone
+    # a settings change is no batch: the checkpoint can't know of it
     tb = _open(data, clock, every=0)  # writes no checkpoint
-    tb.set_metric("steps", timezone="Australia/Lord_Howe", rebuild=True)
-    tb.set_presence(migration_window=60)
+    if change == "metric":
+        tb.set_metric("steps", timezone="Australia/Lord_Howe", rebuild=True)
+    else:  # the space's presence settings were never set before: defaults until now
+        tb.set_presence(migration_window=60)
     tb.log.close()
     again = _open(data, clock)
     try:
@@ -314,3 +319,60 @@ def test_a_killed_server_leaves_no_checkpoint_child_holding_its_data(tmp_path: P
         time.sleep(0.05)
     tallyboard.open(str(data)).close()  # no DataInUse
     assert not list(data.glob("*.tmp*"))
+
+
+def test_a_finished_child_is_reaped_once_whoever_asks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes and the keep-up step ask `due` from several threads at once: the child is
+    waited for once, and nobody gets ECHILD (it surfaced as a 500 on a durable write)."""
+    real = os.waitpid
+
+    def slow_waitpid(pid: int, options: int) -> tuple[int, int]:
+        time.sleep(0.05)  # every asker is inside waitpid at once
+        return real(pid, options)
+
+    monkeypatch.setattr(os, "waitpid", slow_waitpid)
+    cp = checkpoint.Checkpoints(tmp_path / "state.checkpoint", every=1)
+    cp.start(checkpoint.Position("log", 1, 1.0), {"state": list(range(1000))}, 5,
+             lambda: None)
+    time.sleep(0.5)  # the child is done; nobody has waited for it yet
+    barrier = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def ask() -> None:
+        barrier.wait()
+        try:
+            cp.due(10)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert cp.written == 1 and cp.taken_at == 5
+    assert checkpoint.load(tmp_path / "state.checkpoint")[1] == {"state": list(range(1000))}
+
+
+def test_a_failing_upkeep_never_fails_the_write_it_follows(
+        configured: tuple[Path, Clock], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The write is durable and applied before its upkeep (boards, checkpoint) runs: an
+    error there is logged, and the write still answers success (a client told otherwise
+    would send it again)."""
+    data, clock = configured
+    tb = _open(data, clock)
+
+    def broken() -> None:
+        raise ChildProcessError(10, "No child processes")
+
+    monkeypatch.setattr(tb, "_maybe_checkpoint", broken)
+    with caplog.at_level(logging.ERROR, "tallyboard"):
+        got = tb.record_many([{"metric": "points", "member": "ann", "value": 3}])
+        tb.presence([{"type": "join", "member": "ann", "room": "a"}])
+    assert got.accepted == 1 and tb.sum("points", "ann") == 3
+    assert tb.rooms() == [{"room": "a", "members": 1}]
+    assert "upkeep after a write failed" in caplog.text
+    tb.close()

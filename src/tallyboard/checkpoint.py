@@ -23,6 +23,7 @@ import logging
 import os
 import pickle
 import signal
+import threading
 import time
 import traceback
 import zlib
@@ -143,11 +144,14 @@ class Checkpoints:
         self.taken_at = 0  # units when the newest checkpoint began
         self.written = 0  # checkpoints this process completed
         self._child: tuple[int, int, float] | None = None  # pid, units, started
+        self._reaping = threading.Lock()  # a child is waited for by one thread only
 
     def due(self, units: int) -> bool:
         """Whether to start one now (never while a child still writes)."""
+        if units - self.taken_at < self.every:
+            return False
         self._reap(block=False)
-        return self._child is None and units - self.taken_at >= self.every
+        return self._child is None
 
     def start(self, position: Position, state: Any, units: int,
               release: Callable[[], None]) -> None:
@@ -173,13 +177,17 @@ class Checkpoints:
         self._reap(block=True)
 
     def _reap(self, block: bool) -> None:
-        if self._child is None:
-            return
-        pid, units, started = self._child
-        done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
-        if done == 0:
-            return
-        self._child = None
+        with self._reaping:
+            if self._child is None:
+                return
+            pid, units, started = self._child
+            try:
+                done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else (SIGCHLD ignored): unknown
+                done, status = pid, 1 << 8
+            if done == 0:
+                return
+            self._child = None
         if os.waitstatus_to_exitcode(status) == 0:
             self.taken_at = units
             self.written += 1

@@ -162,19 +162,19 @@ class Tallyboard(PresenceEngine):
         try:
             position, state = load(self._checkpoints.path)
             if not self.log.holds(position):
-                raise Unusable("it is of another log, or of batches this log "
-                                          "no longer holds")
+                raise Unusable("it is of another log, or of batches it no longer holds")
             metrics, ledgers, presence_settings, ids, events_total = state
             for key, mstate in metrics.items():
                 cfg = configs.get(key)
                 if cfg is None or MetricConfig.from_stored(cfg) != mstate.config:
-                    raise Unusable(f"metric {key[1]!r} of space {key[0]!r} "
-                                              "was reconfigured after it")
-            for space, settings in presence_settings.items():
-                cfg = configs.get((space, PRESENCE_KEY))
-                if cfg is None or PresenceSettings(**cfg) != settings:
-                    raise Unusable(f"presence settings of space {space!r} "
-                                              "changed after it")
+                    raise Unusable(f"metric {key[1]!r} of space {key[0]!r} was "
+                                   "reconfigured after it")
+            stored = {space: PresenceSettings(**cfg) for (space, name), cfg in configs.items()
+                      if name == PRESENCE_KEY}
+            for space in {*stored, *presence_settings}:
+                if stored.get(space, PresenceSettings()) != \
+                        presence_settings.get(space, PresenceSettings()):
+                    raise Unusable(f"presence settings of space {space!r} changed after it")
         except Unusable as exc:
             log.info("checkpoint %s not used (%s): replaying the whole log",
                      self._checkpoints.path, exc)
@@ -722,9 +722,14 @@ class Tallyboard(PresenceEngine):
         self._maybe_checkpoint()
 
     def _after_write(self) -> None:
-        """A write's upkeep, off every read: its boards up to date, a checkpoint if due."""
-        self._keep_boards_up()
-        self._maybe_checkpoint()
+        """A write's upkeep, off every read: its boards up to date, a checkpoint if due.
+        The write is durable and applied by now: a failure here must not fail it (the
+        client would send it again), so it is logged, and reads catch boards up anyway."""
+        try:
+            self._keep_boards_up()
+            self._maybe_checkpoint()
+        except Exception:
+            log.exception("upkeep after a write failed (the write itself is applied)")
 
     def _keep_boards_up(self, every_board: bool = False) -> None:
         """Bring the hot boards of the metrics left behind up to date, SYNC_TURN changes
