@@ -4,8 +4,11 @@ sees a state some prefix of the snapshot's changes makes, and the end is exact."
 from __future__ import annotations
 
 import threading
+import time
 from itertools import pairwise
 from pathlib import Path
+
+import pytest
 
 import tallyboard
 from tallyboard import Tallyboard
@@ -96,4 +99,34 @@ def test_a_write_to_the_same_space_waits_for_the_whole_snapshot(tmp_path: Path) 
     assert sum(tb.presence_noops().values()) == 0
     assert tb.sessions(last) == [{"room": "stream", "start": NOW, "end": NOW + 1,
                                   "seconds": 1}]
+    tb.close()
+
+
+def test_the_durable_write_of_presence_holds_no_read_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A presence write's commit runs without the engine lock: a read is answered while
+    it commits, and a second write to the same space waits and is validated after it."""
+    tb = _open(tmp_path)
+    tb.presence([{"type": "join", "member": "ann", "room": "a", "ts": NOW - 5}])
+    real, committing = tb.log.append, threading.Event()
+
+    def slow_append(*args: object) -> object:
+        if not committing.is_set():
+            committing.set()
+            time.sleep(0.5)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tb.log, "append", slow_append)
+    first = threading.Thread(target=tb.presence, args=(
+        [{"type": "join", "member": "bob", "room": "a", "ts": NOW}],))
+    first.start()
+    committing.wait()
+    started = time.perf_counter()
+    assert _count(tb, "a") == 1  # ann only: bob's join is not applied yet
+    assert time.perf_counter() - started < 0.25  # answered during the commit
+    # bob's leave is validated against the state with bob's join in it: a real leave
+    tb.presence([{"type": "leave", "member": "bob", "room": "a", "ts": NOW + 2}])
+    first.join()
+    assert _count(tb, "a") == 1 and sum(tb.presence_noops().values()) == 0
+    assert tb.sessions("bob") == [{"room": "a", "start": NOW, "end": NOW + 2, "seconds": 2}]
     tb.close()

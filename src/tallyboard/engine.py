@@ -143,7 +143,9 @@ class Tallyboard(PresenceEngine):
         self._prune_ids(self.clock())
         now = self.clock()
         for state in self._metrics.values():
-            if state.warm(now) or state.has_boards():
+            # boards from a checkpoint take the tail on their first read or keep-up step
+            # (in turns, reads let in), not here: the server answers meanwhile
+            if state.has_boards() or state.warm(now):
                 self._hot.add(state)
         if self.from_checkpoint is None:
             self._behind.clear()  # every board there is was just built from all of it
@@ -343,24 +345,35 @@ class Tallyboard(PresenceEngine):
         self._applying.update(spaces)
         self._in_flight += 1
 
+    def _unclaim(self, ids: set[tuple[str, str]], spaces: Collection[str] = ()) -> None:
+        """`_claim` undone: the write is applied or failed (under the lock)."""
+        self._applying.difference_update(spaces)
+        self._settle(ids)
+
     def _apply_in_turns(self, parts: Iterator[None], touched: dict[MetricKey, MetricState],
                         units: int, ids: set[tuple[str, str]], spaces: Collection[str],
-                        now: float) -> None:
-        """Run a durable write's in-memory apply one part per turn of the lock, letting
-        reads in between (each part leaves a state some prefix of the write makes)."""
+                        now: float, turns: bool) -> None:
+        """Run a durable write's in-memory apply (claimed by `_claim`), one part per turn
+        of the lock with reads let in between if `turns`, else in one: each part leaves a
+        state that some prefix of the write makes."""
         try:
             done = False
             while not done:
-                self._let_reads_in()
+                if turns:
+                    self._let_reads_in()
                 with self.lock:
-                    done = next(parts, StopIteration) is StopIteration
+                    if turns:
+                        done = next(parts, StopIteration) is StopIteration
+                    else:
+                        for _ in parts:
+                            pass
+                        done = True
         finally:
             with self.lock:
                 self._units += PRESENCE_WEIGHT * units
                 self._behind.update(touched.values())
                 self._prune_ids(now)
-                self._applying.difference_update(spaces)
-                self._settle(ids)
+                self._unclaim(ids, spaces)
 
     def _drained(self) -> None:
         """Wait (holding the lock) until no write is in flight, keeping new ones out:

@@ -45,6 +45,7 @@ class PresenceEngine:
     _drained: Callable[[], None]
     _wait_for: Callable[..., None]
     _claim: Callable[[set[tuple[str, str]], Collection[str]], None]
+    _unclaim: Callable[[set[tuple[str, str]], Collection[str]], None]
     _apply_in_turns: Callable[..., None]
     _reading: Callable[[str], contextlib.AbstractContextManager[None]]
     _catch_up: Callable[..., None]
@@ -156,25 +157,35 @@ class PresenceEngine:
                 key = (sp, self._presence_metric_name(sp))
                 if key not in self._metrics:
                     created[key] = self._presence_config().to_dict()
-            held = self._append(now, PresenceBatch(fresh), created)
-            members = sum(len(op.members) if op.members else 1 for op in fresh)
-            parts: Iterator[None] | None = None
-            touched: dict[MetricKey, MetricState] = {}
-            if self.log.shared or members < 2 * PRESENCE_SLICE:
+            if self.log.shared:  # applied in the shared log's order, under its lock
+                held = self._append(now, PresenceBatch(fresh), created)
                 added = self._take(now, PresenceBatch(fresh), held, created, presence=True)
-            else:  # a huge snapshot: applied in slices, reads answered in between
-                kept = without(PresenceBatch(fresh), held)
-                for key, cfg in created.items():
-                    self._metrics[key] = MetricState(MetricConfig.from_stored(cfg),
-                                                     presence=True)
-                self._remember_ids(PresenceBatch(fresh), now)
-                parts = self._presence_parts(kept, touched, PRESENCE_SLICE)
-                added = len(kept)
-                self._claim(ids, spaces)
-        if parts is not None:
-            self._apply_in_turns(parts, touched, members, ids, spaces, now)
+            else:
+                self._claim(ids, spaces)  # no other write of these spaces until applied
+        if self.log.shared:
+            self._after_write()
+            return Accepted(added, duplicates + len(held))
+        # A private log: the durable write runs without the lock, so reads go on during
+        # its commit; the spaces stay claimed, so nothing else is validated meanwhile.
+        try:
+            held = self._append(now, PresenceBatch(fresh), created)
+        except BaseException:
+            with self.lock:
+                self._unclaim(ids, spaces)
+            raise
+        members = sum(len(op.members) if op.members else 1 for op in fresh)
+        touched: dict[MetricKey, MetricState] = {}
+        with self.lock:
+            kept = without(PresenceBatch(fresh), held)
+            for key, cfg in created.items():
+                self._metrics[key] = MetricState(MetricConfig.from_stored(cfg), presence=True)
+            self._remember_ids(PresenceBatch(fresh), now)
+            # a huge snapshot is applied in slices, reads answered in between
+            sliced = members >= 2 * PRESENCE_SLICE
+            parts = self._presence_parts(kept, touched, PRESENCE_SLICE if sliced else None)
+        self._apply_in_turns(parts, touched, members, ids, spaces, now, sliced)
         self._after_write()
-        return Accepted(added, duplicates + len(held))
+        return Accepted(len(kept), duplicates + len(held))
 
     def _presence_config(self) -> MetricConfig:
         return self.default_config.updated({"dimensions": ["room"], "rolling": []})

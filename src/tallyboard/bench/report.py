@@ -98,17 +98,18 @@ def _target_rows(results: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 LIVE_KINDS = ("top10 day", "top10 week", "top10 rolling:24h", "top10 all", "rank", "sum")
-LIVE_READ_FIX = ("Boards are now kept up by the writes (docs/architecture.md), so a read no "
-                 "longer pays for the writes before it; what is left is the GIL: in one "
-                 "process a write's board upkeep (~5 µs per changed member per board, a "
-                 "SortedList move) and the reads take turns. A cheaper board move (delta "
-                 "scores over a bucketed order) or reads served by a second process "
-                 "following the log would close it.")
-SNAPSHOT_FIX = ("A huge snapshot is applied in slices of 1,000 changes with waiting reads "
-                "let in between (docs/architecture.md); what still holds the engine in "
-                "one piece is its validation against the room (set differences over "
-                "100,000 names) and its durable write, under the lock so that no other "
-                "write of the space is validated against a state it is about to change.")
+LIVE_READ_FIX = ("Boards are kept up by the writes, and waiting reads take the lock first "
+                 "between a write's turns (docs/architecture.md), so a read pays neither "
+                 "for the writes before it nor for a whole write's upkeep. What is left is "
+                 "the GIL: in one process every request's Python (HTTP parsing, JSON, "
+                 "validation, board moves at ~5 µs per changed member per board) takes "
+                 "turns with the reads, and a read needs several turns. Reads served by a "
+                 "second process following the log, or a compiled board, would close it.")
+SNAPSHOT_FIX = ("A huge snapshot commits without the engine lock and is applied 1,000 "
+                "members per turn with waiting reads let in between (docs/architecture.md); "
+                "what is left is the GIL: parsing and validating a 100,000-name body and "
+                "checking it against the room are Python that takes turns with the reads "
+                "(see the live reads above).")
 RESTART_FIX = ("A restart loads the newest checkpoint (~5 s for this state) and replays "
                "the log after it. After a kill -9 that tail is what came since the newest "
                "whole checkpoint: one is due every 100,000 presence changes and its child "

@@ -202,16 +202,21 @@ class PresenceLedger:
         gap_end = self.room_seen.get(op.room, op.ts)
         self.room_seen[op.room] = max(op.ts, gap_end)
         if op.type == "snapshot":
-            listed = set(op.members or ())
+            # in the room's order, then the snapshot's: deterministic in a replay (and
+            # after a checkpoint) without sorting 100,000 names under the lock; the order
+            # among members changes no answer (each has one change here)
+            listed = dict.fromkeys(op.members or ())
             close_at = gap_end if self.settings.close_on_gap == "last_seen" else op.ts
-            gone, new = sorted(set(here) - listed), sorted(listed - set(here))
-            step = size or max(1, len(gone) + len(new))
-            for lo in range(0, len(gone), step):
+            was = list(here)
+            step = size or max(1, len(was) + len(listed))
+            for lo in range(0, len(was), step):
                 yield [self._leave(m, op.room, max(close_at, here[m]), op.ts)
-                       for m in gone[lo:lo + step]]
-            for lo in range(0, len(new), step):
-                yield [self._join(m, op.room, op.ts) for m in new[lo:lo + step]]
-            last.update(dict.fromkeys(listed, op.ts))
+                       for m in was[lo:lo + step] if m not in listed]
+            arriving = list(listed)
+            for lo in range(0, len(arriving), step):
+                part = arriving[lo:lo + step]
+                yield [self._join(m, op.room, op.ts) for m in part if m not in here]
+                last.update(dict.fromkeys(part, op.ts))
         else:
             changes: list[Change] = []
             assert op.member is not None
