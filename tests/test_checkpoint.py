@@ -78,6 +78,30 @@ def _reference(data: Path, clock: Clock) -> dict[str, Any]:
         ref.close()
 
 
+def _checkpointed_at_close(data: Path, clock: Clock, steps: range,
+                           monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Write `steps` and close, which checkpoints; the checkpoint's path."""
+    monkeypatch.setattr("tallyboard.engine.CLOSE_CHECKPOINT_FROM", 1)
+    tb = _open(data, clock, every=10**9)  # never during the writes
+    tb.set_metric("points", dimensions=["channel"])
+    for step in steps:
+        _write(tb, clock, step)
+    assert tb._checkpoints is not None
+    path = tb._checkpoints.path
+    tb.close()
+    assert path.exists()
+    return path
+
+
+def _replays_whole_log_and_answers_alike(data: Path, clock: Clock) -> None:
+    again = _open(data, clock)
+    try:
+        assert again.from_checkpoint is None
+        assert _answers(again) == _reference(data, clock)
+    finally:
+        again.close()
+
+
 @pytest.fixture
 def configured(tmp_path: Path) -> tuple[Path, Clock]:
     clock = Clock()
@@ -135,13 +159,7 @@ def test_a_damaged_checkpoint_is_ignored_and_the_log_replayed(
         configured: tuple[Path, Clock], damage: str, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     data, clock = configured
-    monkeypatch.setattr("tallyboard.engine.CLOSE_CHECKPOINT_FROM", 1)
-    tb = _open(data, clock, every=10**9)
-    for step in range(4):
-        _write(tb, clock, step)
-    path = tb._checkpoints.path if tb._checkpoints else None
-    tb.close()
-    assert path is not None and path.exists()
+    path = _checkpointed_at_close(data, clock, range(4), monkeypatch)
     blob = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(blob[:len(blob) // 2])
@@ -153,13 +171,8 @@ def test_a_damaged_checkpoint_is_ignored_and_the_log_replayed(
         checkpoint.fingerprint.cache_clear()
         monkeypatch.setattr(checkpoint, "fingerprint", lambda: "a newer tallyboard")
     with caplog.at_level(logging.INFO, "tallyboard"):
-        again = _open(data, clock)
-    try:
-        assert again.from_checkpoint is None
-        assert "replaying the whole log" in caplog.text
-        assert _answers(again) == _reference(data, clock)
-    finally:
-        again.close()
+        _replays_whole_log_and_answers_alike(data, clock)
+    assert "replaying the whole log" in caplog.text
 
 
 @pytest.mark.parametrize("change", ["metric", "presence"])
@@ -167,11 +180,7 @@ def test_settings_changed_after_the_checkpoint_retire_it(
         configured: tuple[Path, Clock], change: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     data, clock = configured
-    monkeypatch.setattr("tallyboard.engine.CLOSE_CHECKPOINT_FROM", 1)
-    tb = _open(data, clock, every=10**9)
-    for step in range(4):
-        _write(tb, clock, step)
-    tb.close()
+    _checkpointed_at_close(data, clock, range(4), monkeypatch)
     # a settings change is no batch: the checkpoint can't know of it
     tb = _open(data, clock, every=0)  # writes no checkpoint
     if change == "metric":
@@ -179,34 +188,18 @@ def test_settings_changed_after_the_checkpoint_retire_it(
     else:  # the space's presence settings were never set before: defaults until now
         tb.set_presence(migration_window=60)
     tb.log.close()
-    again = _open(data, clock)
-    try:
-        assert again.from_checkpoint is None
-        assert _answers(again) == _reference(data, clock)
-    finally:
-        again.close()
+    _replays_whole_log_and_answers_alike(data, clock)
 
 
 def test_a_checkpoint_of_another_log_is_ignored(
         configured: tuple[Path, Clock], tmp_path_factory: pytest.TempPathFactory,
         monkeypatch: pytest.MonkeyPatch) -> None:
     data, clock = configured
-    monkeypatch.setattr("tallyboard.engine.CLOSE_CHECKPOINT_FROM", 1)
     other = tmp_path_factory.mktemp("other")
-    for where, steps in ((data, range(4)), (other, range(10, 14))):
-        tb = _open(where, clock, every=10**9)
-        tb.set_metric("points", dimensions=["channel"])
-        for step in steps:
-            _write(tb, clock, step)
-        tb.close()
-    (other / "events.sqlite3.checkpoint").write_bytes(
-        (data / "events.sqlite3.checkpoint").read_bytes())
-    again = _open(other, clock)
-    try:
-        assert again.from_checkpoint is None
-        assert _answers(again) == _reference(other, clock)
-    finally:
-        again.close()
+    mine = _checkpointed_at_close(data, clock, range(4), monkeypatch)
+    theirs = _checkpointed_at_close(other, clock, range(10, 14), monkeypatch)
+    theirs.write_bytes(mine.read_bytes())
+    _replays_whole_log_and_answers_alike(other, clock)
 
 
 def test_leftovers_of_a_killed_child_are_swept(configured: tuple[Path, Clock]) -> None:
