@@ -91,7 +91,7 @@ class Tallyboard(PresenceEngine):
         # condition to wait on for them to settle (see record_many).
         self._settled = threading.Condition(self.lock)
         self._claimed: set[tuple[str, str]] = set()
-        self._applying: set[str] = set()  # spaces whose presence is applied in slices
+        self._applying: set[str] = set()  # spaces of presence writes not yet applied
         self._reads_waiting: list[None] = []  # one entry per read waiting for the lock
         self._reads_admitted = 0  # reads that got the lock so far
         self._in_flight = 0
@@ -332,8 +332,8 @@ class Tallyboard(PresenceEngine):
 
     def _wait_for(self, ids: set[tuple[str, str]], spaces: Collection[str] = ()) -> None:
         """Wait (holding the lock) while a write in flight holds one of `ids` (whether
-        ours is a duplicate depends on whether that write commits), or is still applying
-        presence of one of `spaces` in slices (ours is validated against all of it)."""
+        ours is a duplicate depends on whether that write commits), or is a presence
+        write of one of `spaces` not yet applied (ours is validated against all of it)."""
         while self._draining or not self._claimed.isdisjoint(ids) or \
                 not self._applying.isdisjoint(spaces):
             self._settled.wait()
@@ -357,17 +357,15 @@ class Tallyboard(PresenceEngine):
         of the lock with reads let in between if `turns`, else in one: each part leaves a
         state that some prefix of the write makes."""
         try:
-            done = False
-            while not done:
-                if turns:
-                    self._let_reads_in()
+            if not turns:
                 with self.lock:
-                    if turns:
-                        done = next(parts, StopIteration) is StopIteration
-                    else:
-                        for _ in parts:
-                            pass
-                        done = True
+                    for _ in parts:
+                        pass
+            done = not turns
+            while not done:
+                self._let_reads_in()
+                with self.lock:
+                    done = next(parts, StopIteration) is StopIteration
         finally:
             with self.lock:
                 self._units += PRESENCE_WEIGHT * units
@@ -467,8 +465,7 @@ class Tallyboard(PresenceEngine):
         that applied it brings their hot boards up (see _keep_boards_up)."""
         if isinstance(events, PresenceBatch):
             touched = self._apply_presence(events)
-            self._units += PRESENCE_WEIGHT * sum(len(op.members) if op.members else 1
-                                                 for op in events)
+            self._units += PRESENCE_WEIGHT * events.members()
         elif isinstance(events, Columns):
             touched = [self._apply_columns(events)]
             self._units += len(events)

@@ -173,7 +173,7 @@ class PresenceEngine:
             with self.lock:
                 self._unclaim(ids, spaces)
             raise
-        members = sum(len(op.members) if op.members else 1 for op in fresh)
+        members = PresenceBatch(fresh).members()
         touched: dict[MetricKey, MetricState] = {}
         with self.lock:
             kept = without(PresenceBatch(fresh), held)

@@ -18,6 +18,11 @@ MAX_SNAPSHOT = 100_000
 class PresenceBatch(list[PresenceOp]):
     """Presence operations accepted together (a log batch of their own kind)."""
 
+    def members(self) -> int:
+        """How many member changes the batch may make (a snapshot: one per listed
+        member): what applying or replaying it costs."""
+        return sum(len(op.members) if op.members else 1 for op in self)
+
 
 def check_op(raw: object, index: int, space: str, now: float, skew: float) -> PresenceOp:
     """One validated operation; InvalidEvent names the index and field of a problem."""
