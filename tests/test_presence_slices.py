@@ -70,31 +70,46 @@ def test_reads_are_answered_during_a_huge_snapshot_and_see_prefixes(tmp_path: Pa
         ref.close()
 
 
-def test_a_write_to_the_same_space_waits_for_the_whole_snapshot(tmp_path: Path) -> None:
+def test_a_write_to_the_same_space_waits_for_the_whole_snapshot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A leave sent while the snapshot that brings the member in is still being applied
     is validated and applied after all of it: a real leave, not an orphan."""
     tb = _open(tmp_path)
     members = [f"v{i:06d}" for i in range(N)]
-    last = members[-1]  # joined by the snapshot's last slice (joins go in name order)
-    partial = threading.Event()
-    errors: list[BaseException] = []
+    last = members[-1]  # joined by the snapshot's last slice (joins go in its order)
+    paused, resume = threading.Event(), threading.Event()
+    turns, errors = [0], []
+    real = tb._let_reads_in
 
-    def snapshot() -> None:
+    def let_reads_in() -> None:  # the snapshot stops between two slices, halfway
+        turns[0] += 1
+        if turns[0] == 10:
+            paused.set()
+            resume.wait(30)
+        real()
+
+    monkeypatch.setattr(tb, "_let_reads_in", let_reads_in)
+
+    def write(ops: list[dict[str, object]]) -> None:
         try:
-            tb.presence([{"type": "snapshot", "room": "stream", "members": members,
-                          "ts": NOW}])
+            tb.presence(ops)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    writer = threading.Thread(target=snapshot)
-    writer.start()
-    while writer.is_alive() and not partial.is_set():
-        if 0 < _count(tb, "stream") < N:
-            partial.set()
-    tb.presence([{"type": "leave", "member": last, "room": "stream", "ts": NOW + 1}])
-    writer.join()
+    snapshot = threading.Thread(target=write, args=(
+        [{"type": "snapshot", "room": "stream", "members": members, "ts": NOW}],))
+    snapshot.start()
+    assert paused.wait(30), "the snapshot was not applied in slices"
+    assert 0 < _count(tb, "stream") < N  # a read sees it half applied
+    leave = threading.Thread(target=write, args=(
+        [{"type": "leave", "member": last, "room": "stream", "ts": NOW + 1}],))
+    leave.start()
+    leave.join(0.3)
+    assert leave.is_alive(), "the leave did not wait for the snapshot"
+    resume.set()
+    snapshot.join()
+    leave.join()
     assert not errors
-    assert partial.is_set(), "the snapshot was never seen half applied"
     assert _count(tb, "stream") == N - 1
     assert sum(tb.presence_noops().values()) == 0
     assert tb.sessions(last) == [{"room": "stream", "start": NOW, "end": NOW + 1,

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from support import ServerProcess, free_port
 from tallyboard import DataInUse
 from tallyboard.engine import Tallyboard
 from tallyboard.errors import Conflict
-from tallyboard.stores import SQLiteLog
+from tallyboard.stores import SQLiteLog, writer_lock
+from tallyboard.stores.writer_lock import DEAD_HOLDER_GRACE, WriterLock
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -116,3 +118,44 @@ def test_a_read_only_open_of_nothing_is_empty_and_creates_nothing(tmp_path: Path
         assert isinstance(tb, Tallyboard)
         assert tb.metrics() == [] and tb.events_total == 0
     assert not missing.exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _held_by_a_dead_writers_child(lock: Path, hold: float) -> int:
+    """A lock as a kill -9 mid-checkpoint leaves it: the record names a dead writer, and
+    a child forked from it still holds the descriptor for `hold` seconds."""
+    taken = WriterLock(lock, lock)
+    lock.write_text(json.dumps({"pid": _dead_pid()}) + "\n")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only holds the inherited lock
+        time.sleep(hold)
+        os._exit(0)
+    taken.release()  # the parent's copy goes; the child's still holds the lock
+    return child
+
+
+def test_a_lock_left_by_a_dead_writers_child_is_waited_for(tmp_path: Path) -> None:
+    lock = tmp_path / "events.sqlite3.lock"
+    child = _held_by_a_dead_writers_child(lock, 0.3)
+    started = time.monotonic()
+    WriterLock(lock, lock).release()  # taken once the child let go, not refused
+    assert 0.2 < time.monotonic() - started < DEAD_HOLDER_GRACE
+    os.waitpid(child, 0)
+
+
+def test_a_dead_writers_child_that_never_lets_go_is_refused_after_the_grace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_lock, "DEAD_HOLDER_GRACE", 0.2)
+    lock = tmp_path / "events.sqlite3.lock"
+    child = _held_by_a_dead_writers_child(lock, 3)
+    try:
+        with pytest.raises(DataInUse, match="is being written by process"):
+            WriterLock(lock, lock)
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)

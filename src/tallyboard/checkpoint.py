@@ -161,8 +161,8 @@ class Checkpoints:
         if pid == 0:  # the child: never returns
             code = 1
             try:
+                release()  # first: a parent killed now must leave the log free
                 _die_with_parent(parent)
-                release()
                 gc.disable()  # the state is acyclic: scans would only copy its pages
                 save(self.path, position, state)
                 code = 0

@@ -23,6 +23,8 @@ import orjson
 from ..errors import DataInUse
 from ..redact import redact
 
+DEAD_HOLDER_GRACE = 5.0  # seconds a dead writer's forked child may take to let go
+
 
 class WriterLock:
     """The exclusive lock on `path` (created if missing), held until `release`."""
@@ -31,7 +33,7 @@ class WriterLock:
         self.path = path
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _take(fd)
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
@@ -62,6 +64,35 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _take(fd: int) -> None:
+    """flock `fd`, or raise BlockingIOError. A lock whose recorded holder is dead is
+    held by a child it forked (a checkpoint writer), which lets go as its first step or
+    is killed with its parent: wait for that, a moment, rather than refuse a restart
+    made right after a kill -9."""
+    deadline = time.monotonic() + DEAD_HOLDER_GRACE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if _alive(_holder(fd).get("pid")) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _alive(pid: object) -> bool:
+    """Whether process `pid` exists (True when it cannot be told)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _command() -> list[str]:
