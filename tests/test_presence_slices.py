@@ -12,6 +12,7 @@ import pytest
 
 import tallyboard
 from tallyboard import Tallyboard
+from tallyboard.errors import OutOfOrder
 from tallyboard.presence_engine import PRESENCE_SLICE
 
 N = 30 * PRESENCE_SLICE
@@ -144,4 +145,43 @@ def test_the_durable_write_of_presence_holds_no_read_back(
     first.join()
     assert _count(tb, "a") == 1 and sum(tb.presence_noops().values()) == 0
     assert tb.sessions("bob") == [{"room": "a", "start": NOW, "end": NOW + 2, "seconds": 2}]
+    tb.close()
+
+
+def test_the_check_against_the_room_holds_no_read_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot's check against its room (100,000 names) runs without the engine lock:
+    reads are answered meanwhile, and a late op found by it still refuses the write."""
+    tb = _open(tmp_path)
+    tb.presence([{"type": "join", "member": "ann", "room": "a", "ts": NOW - 5}])
+    ledger = tb._ledger("default")
+    real, checking = ledger.check, threading.Event()
+
+    def slow_check(ops: object) -> None:
+        checking.set()
+        time.sleep(0.5)
+        real(ops)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger, "check", slow_check)
+    refused: list[BaseException] = []
+
+    def late_snapshot() -> None:
+        try:
+            tb.presence([{"type": "snapshot", "room": "a", "members": ["bob"],
+                          "ts": NOW - 10}])
+        except BaseException as exc:
+            refused.append(exc)
+
+    late = threading.Thread(target=late_snapshot)
+    late.start()
+    assert checking.wait(30)
+    started = time.perf_counter()
+    assert _count(tb, "a") == 1
+    assert time.perf_counter() - started < 0.25  # answered during the check
+    late.join()
+    assert len(refused) == 1 and isinstance(refused[0], OutOfOrder)
+    monkeypatch.setattr(ledger, "check", real)
+    tb.presence([{"type": "snapshot", "room": "a", "members": ["bob"], "ts": NOW}])
+    assert [r["room"] for r in tb.rooms()] == ["a"] and tb.room("a")["members"][0][
+        "member"] == "bob"
     tb.close()

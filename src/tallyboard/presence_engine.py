@@ -10,7 +10,7 @@ import contextlib
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -22,7 +22,7 @@ from .core.metric import MAX_POINTS, MetricState
 from .core.results import Accepted
 from .errors import BadQuery, Conflict, OutOfOrder
 from .presence.concurrency import Bucket, concurrency
-from .presence.ledger import LateOperation, PresenceLedger, PresenceSettings, Session
+from .presence.ledger import LateOperation, PresenceLedger, PresenceOp, PresenceSettings, Session
 from .presence.ops import PresenceBatch, check_ops
 from .stores.base import PRESENCE_KEY, EventLog, MetricKey
 from .stores.batches import without
@@ -148,16 +148,12 @@ class PresenceEngine:
             by_space: dict[str, list[int]] = {}
             for i, op in enumerate(fresh):
                 by_space.setdefault(op.space, []).append(i)
-            created: dict[tuple[str, str], dict[str, Any]] = {}
-            for sp, idx in by_space.items():
-                try:
-                    self._ledger(sp).check([fresh[i] for i in idx])
-                except LateOperation as exc:
-                    raise OutOfOrder(str(exc), index=idx[exc.index]) from None
-                key = (sp, self._presence_metric_name(sp))
-                if key not in self._metrics:
-                    created[key] = self._presence_config().to_dict()
+            ledgers = {sp: self._ledger(sp) for sp in by_space}
+            created = {key: self._presence_config().to_dict() for key in
+                       ((sp, self._presence_metric_name(sp)) for sp in by_space)
+                       if key not in self._metrics}
             if self.log.shared:  # applied in the shared log's order, under its lock
+                _check(ledgers, fresh, by_space)
                 held = self._append(now, PresenceBatch(fresh), created)
                 added = self._take(now, PresenceBatch(fresh), held, created, presence=True)
             else:
@@ -165,9 +161,11 @@ class PresenceEngine:
         if self.log.shared:
             self._after_write()
             return Accepted(added, duplicates + len(held))
-        # A private log: the durable write runs without the lock, so reads go on during
-        # its commit; the spaces stay claimed, so nothing else is validated meanwhile.
+        # A private log: the check against the room (100,000 names for a big snapshot)
+        # and the durable write run without the lock, so reads go on meanwhile; the
+        # spaces stay claimed, so nothing changes their ledgers or is validated meanwhile.
         try:
+            _check(ledgers, fresh, by_space)
             held = self._append(now, PresenceBatch(fresh), created)
         except BaseException:
             with self.lock:
@@ -312,3 +310,14 @@ class PresenceEngine:
 def _session(s: Session, now: int) -> dict[str, Any]:
     stop = now if s.end is None else s.end
     return {"room": s.room, "start": s.start, "end": s.end, "seconds": max(0, stop - s.start)}
+
+
+def _check(ledgers: Mapping[str, PresenceLedger], fresh: Sequence[PresenceOp],
+           by_space: Mapping[str, list[int]]) -> None:
+    """Each space's ops in time order against its ledger, or OutOfOrder naming the
+    first late one's index in the request."""
+    for sp, idx in by_space.items():
+        try:
+            ledgers[sp].check([fresh[i] for i in idx])
+        except LateOperation as exc:
+            raise OutOfOrder(str(exc), index=idx[exc.index]) from None
