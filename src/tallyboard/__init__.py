@@ -19,7 +19,7 @@ from .client import RemoteTallyboard
 from .core.config import MetricConfig
 from .core.events import Event
 from .core.results import Accepted, Entry, Leaderboard, Point, Rank, Run, Streak
-from .engine import Tallyboard, tune_gc
+from .engine import Tallyboard
 from .errors import (
     BadQuery,
     BadRequest,
@@ -34,6 +34,7 @@ from .errors import (
     TooLarge,
     Unauthorized,
 )
+from .heap import tune_gc
 from .stores import log_from_url, shared_log
 from .windows import Window
 

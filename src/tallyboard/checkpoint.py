@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from .heap import gc_paused
 from .stores.base import Position
 
 log = logging.getLogger("tallyboard.checkpoint")
@@ -64,7 +65,8 @@ def fingerprint() -> str:
 
 def save(path: Path, position: Position, state: Any) -> int:
     """Write `state` (as of `position`) to `path`, atomically and durably; its bytes."""
-    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    with gc_paused():  # pickling makes a container per object of the state
+        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     header = orjson.dumps({"fingerprint": fingerprint(), "position": asdict(position),
                            "bytes": len(payload), "crc32": zlib.crc32(payload)})
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
@@ -110,16 +112,13 @@ def load(path: Path) -> tuple[Position, Any]:
         raise Unusable("it is cut short or damaged (length or checksum)")
     if header.get("fingerprint") != fingerprint():
         raise Unusable("it was written by another version of tallyboard")
-    enabled = gc.isenabled()
-    gc.disable()  # millions of new containers: collections on the way only slow it down
     try:
-        return position, pickle.loads(payload)
+        with gc_paused():  # millions of new containers: collections would only slow it
+            return position, pickle.loads(payload)
     except Exception as exc:  # a checksummed file of the same code: should not happen
         raise Unusable(f"it does not load: {exc!r}") from None
     finally:
         del blob, payload
-        if enabled:
-            gc.enable()
 
 
 def sweep(path: Path) -> None:

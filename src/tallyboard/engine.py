@@ -8,7 +8,6 @@ memory) and queries see a consistent state.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import threading
@@ -29,6 +28,7 @@ from .core.events import MAX_NAME, NUL, Event, check_events
 from .core.metric import FilterKey, MetricState, TooManyPoints
 from .core.results import Accepted, Leaderboard, Point, Rank, Streak
 from .errors import BadQuery, Conflict, InvalidEvent, NotFound, StoreUnavailable
+from .heap import gc_paused
 from .presence.ledger import PresenceLedger, PresenceSettings
 from .presence.ops import PresenceBatch
 from .presence_engine import PresenceEngine
@@ -55,17 +55,6 @@ COLUMNS_FROM = 256  # row batches this big are applied as columns: same result, 
 # Give the GIL to another thread: sched_yield releases it for ~1 us where sleep(0) takes
 # ~90 us on a VM's timer.
 _yield: Callable[[], object] = getattr(os, "sched_yield", lambda: time.sleep(0))
-
-
-def tune_gc() -> None:
-    """Keep Python's cyclic GC off the ingest path (the server calls this after loading).
-
-    State loaded so far is frozen out of the GC's scans, and collections run per 50k
-    allocations instead of per 700: events and their tuples are acyclic, and scanning
-    millions of live objects on every few batches tripled ingest time.
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 class Tallyboard(PresenceEngine):
@@ -113,7 +102,8 @@ class Tallyboard(PresenceEngine):
         self._checkpoints = (Checkpoints(path, checkpoint_every)
                              if path is not None and checkpoint_every > 0 else None)
         self.from_checkpoint: Position | None = None  # what the last load started from
-        self._load(on_replay)
+        with gc_paused(freeze=True):  # the load makes the long-lived state: see heap.py
+            self._load(on_replay)
 
     # ---- lifecycle ----------------------------------------------------------------------
     def _load(self, on_replay: Callable[[int, int | None], None] | None) -> None:

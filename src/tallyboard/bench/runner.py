@@ -19,7 +19,8 @@ import httpx
 import orjson
 
 from ..calendar import Calendar
-from ..engine import Tallyboard, tune_gc
+from ..engine import Tallyboard
+from ..heap import tune_gc
 from ..redact import redact
 from ..stores import log_from_url
 from ..windows import Window

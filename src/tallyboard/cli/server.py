@@ -14,8 +14,9 @@ import click
 from pydantic import ValidationError
 
 from ..api.guards import is_loopback
-from ..engine import Tallyboard, tune_gc
+from ..engine import Tallyboard
 from ..errors import TallyboardError
+from ..heap import tune_gc
 from ..redact import redact, settings_problems
 from ..settings import Settings, load_settings
 from ..stores.sqlite import SQLiteLog

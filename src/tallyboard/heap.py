@@ -1,0 +1,46 @@
+"""Python's cyclic GC around tallyboard's state: millions of long-lived, acyclic objects.
+
+The state (series, sessions, boards) never forms reference cycles, so the cyclic GC can
+only ever find garbage elsewhere; scanning the state for it is pure cost. Measured on a
+restart after 1M presence changes: 14.4 s with the GC running, 8.7 s with it paused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+
+
+def tune_gc() -> None:
+    """Keep the cyclic GC off the ingest path (the server calls this after loading).
+
+    State loaded so far is frozen out of the GC's scans, and collections run per 50k
+    allocations instead of per 700: events and their tuples are acyclic, and scanning
+    millions of live objects on every few batches tripled ingest time.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+@contextlib.contextmanager
+def gc_paused(*, freeze: bool = False) -> Iterator[None]:
+    """No cyclic collections inside (a load, a replay, a checkpoint's pickling): each would
+    scan every container made so far, again and again as they pile up. Nests; the GC is
+    enabled again on the way out only if it was on the way in.
+
+    `freeze`: on the way out, move everything alive out of the GC's scans for good (what
+    a load made is the long-lived state). Otherwise the GC, back on, walks the whole new
+    state up through its generations: 3 s of a restart's first reads with 1M presence
+    changes, 2.2 s for one full collection instead. Refcounting still frees frozen
+    objects; only a cycle among them, should one become garbage, would stay.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.freeze()
+        if enabled:
+            gc.enable()
