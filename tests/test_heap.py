@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tallyboard.engine import Tallyboard
-from tallyboard.heap import gc_paused
+from tallyboard.heap import gc_paused, tune_gc
 from tallyboard.stores import log_from_url
 
 NOW = int(time.time())
@@ -75,14 +75,23 @@ class _Node:
     """Something a weak reference can watch."""
 
 
-def test_frozen_on_the_way_out_and_still_freed_by_refcount() -> None:
-    frozen = gc.get_freeze_count()
+def test_tuned_the_state_is_frozen_and_still_freed_by_refcount() -> None:
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    state = [_Node() for _ in range(1_000)]
     try:
-        with gc_paused(freeze=True):
-            state = [_Node() for _ in range(1_000)]
+        tune_gc()
         assert gc.get_freeze_count() >= frozen + 1_000
         watch = weakref.ref(state[0])
         del state
         assert watch() is None  # frozen objects go as soon as nothing refers to them
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_opening_a_board_freezes_nothing(tmp_path: Path) -> None:
+    """Freezing is the process owner's call: a library open that froze would make any
+    cyclic garbage the application had pending immortal."""
+    frozen = gc.get_freeze_count()
+    Tallyboard(log_from_url(str(tmp_path))).close()
+    assert gc.get_freeze_count() == frozen

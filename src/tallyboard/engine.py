@@ -102,7 +102,7 @@ class Tallyboard(PresenceEngine):
         self._checkpoints = (Checkpoints(path, checkpoint_every)
                              if path is not None and checkpoint_every > 0 else None)
         self.from_checkpoint: Position | None = None  # what the last load started from
-        with gc_paused(freeze=True):  # the load makes the long-lived state: see heap.py
+        with gc_paused():  # no collections while the load makes the state: see heap.py
             self._load(on_replay)
 
     # ---- lifecycle ----------------------------------------------------------------------

@@ -13,34 +13,30 @@ from collections.abc import Iterator
 
 
 def tune_gc() -> None:
-    """Keep the cyclic GC off the ingest path (the server calls this after loading).
+    """Keep the cyclic GC off the state and the ingest path, once the state is loaded (the
+    server calls this after its load; an application owning its process may too).
 
-    State loaded so far is frozen out of the GC's scans, and collections run per 50k
-    allocations instead of per 700: events and their tuples are acyclic, and scanning
-    millions of live objects on every few batches tripled ingest time.
+    What is alive now is frozen out of the GC's scans for good; refcounting still frees
+    it. Without this the GC, back on after a load, walks the whole new state up through
+    its generations: 3 s of a restart's first reads with 1M presence changes. Collections
+    then run per 50k allocations instead of per 700: events and their tuples are acyclic,
+    and scanning millions of live objects every few batches tripled ingest time. The
+    price: cyclic garbage the process holds at this moment is never collected, so this
+    is for a process's one big load, not for every open.
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 
 
 @contextlib.contextmanager
-def gc_paused(*, freeze: bool = False) -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic collections inside (a load, a replay, a checkpoint's pickling): each would
     scan every container made so far, again and again as they pile up. Nests; the GC is
-    enabled again on the way out only if it was on the way in.
-
-    `freeze`: on the way out, move everything alive out of the GC's scans for good (what
-    a load made is the long-lived state). Otherwise the GC, back on, walks the whole new
-    state up through its generations: 3 s of a restart's first reads with 1M presence
-    changes, 2.2 s for one full collection instead. Refcounting still frees frozen
-    objects; only a cycle among them, should one become garbage, would stay.
-    """
+    enabled again on the way out only if it was on the way in."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if freeze:
-            gc.freeze()
         if enabled:
             gc.enable()
