@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,17 @@ def test_ingest_and_query_against_a_running_server(runner: CliRunner, tmp_path: 
                                "--json"])
     assert json.loads(top.output)["total"] == 2
     assert runner.invoke(main, ["sum", "points", "bob", "--url", server.url]).output == "20\n"
+    t = int(time.time()) - 600
+    for room, member, kind, at in (("a", "ann", "join", t), ("a", "ann", "leave", t + 10),
+                                   ("b", "ann", "join", t + 20), ("a", "bob", "join", t),
+                                   ("a", "bob", "leave", t + 5), ("c", "bob", "join", t + 6)):
+        moved = runner.invoke(main, ["presence", kind, room, member, "--ts", str(at),
+                                     "--url", server.url])
+        assert moved.exit_code == 0, moved.output
+    top = runner.invoke(main, ["presence", "migrations", "-n", "1", "--url", server.url])
+    assert top.exit_code == 0, top.output
+    assert re.search(r"a\s.*b\s.*1", top.output)  # ties by pair: a -> b before a -> c
+    assert not re.search(r"\bc\b", top.output)
 
 
 def test_serve_refuses_a_public_address_without_keys(runner: CliRunner, tmp_path: Path) -> None:

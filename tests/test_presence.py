@@ -176,13 +176,16 @@ def _check_migrations(tb: Tallyboard, ref: Reference, mid: int) -> None:
     filters: list[dict[str, Any]] = [{}, {"start": mid}, {"end": mid},
                                      *({"source": r} for r in ROOMS),
                                      *({"target": r} for r in ROOMS),
-                                     *({"member": m} for m in MEMBERS)]
+                                     *({"member": m} for m in MEMBERS),
+                                     {"source": "lobby", "target": "study"},
+                                     {"start": mid + 0.5, "source": "gym"},
+                                     {"start": mid - 0.5, "end": mid + 300.5, "target": "lobby"}]
     for f in filters:
         got = tb.migrations(**f)
-        counts = [m["count"] for m in got["migrations"]]
-        assert counts == sorted(counts, reverse=True)
-        assert {(m["from"], m["to"]): m["count"] for m in got["migrations"]} == \
-            ref.migration_counts(**f), f
+        expected = sorted(ref.migration_counts(**f).items(), key=lambda pn: (-pn[1], pn[0]))
+        assert [((m["from"], m["to"]), m["count"]) for m in got["migrations"]] == expected, f
+        for n in (1, 2):  # the most frequent first, ties by pair
+            assert tb.migrations(**f, n=n)["migrations"] == got["migrations"][:n], f
         if "member" in f:
             assert [(m["from"], m["to"], m["ts"]) for m in got["moves"]] == \
                 [(m.source, m.target, m.ts)
@@ -699,6 +702,11 @@ def test_migrations_endpoint_and_filters(http: TestClient) -> None:
     moves = http.get("/v1/migrations", params={"member": "ann"}).json()
     assert moves["moves"] == [{"member": "ann", "from": "a", "to": "b", "ts": T - 3700}]
     assert moves["migrations"] == [{"from": "a", "to": "b", "count": 1}]
+    assert http.get("/v1/migrations", params={"n": 1}).json() == {
+        "migrations": [{"from": "a", "to": "b", "count": 2}]}  # the most frequent pair
+    for bad in ("0", "-1", "x"):
+        r = http.get("/v1/migrations", params={"n": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "n", r.text
 
 
 @pytest.mark.parametrize("separately", [False, True])

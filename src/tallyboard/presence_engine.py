@@ -11,7 +11,6 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 from .bounds import Instant, span
@@ -22,7 +21,14 @@ from .core.metric import MAX_POINTS, MetricState
 from .core.results import Accepted
 from .errors import BadQuery, Conflict, OutOfOrder
 from .presence.concurrency import Bucket, concurrency
-from .presence.ledger import LateOperation, PresenceLedger, PresenceOp, PresenceSettings, Session
+from .presence.ledger import (
+    LateOperation,
+    Migration,
+    PresenceLedger,
+    PresenceOp,
+    PresenceSettings,
+    Session,
+)
 from .presence.ops import PresenceBatch, check_ops
 from .stores.base import PRESENCE_KEY, EventLog, MetricKey
 from .stores.batches import without
@@ -280,18 +286,26 @@ class PresenceEngine:
     def migrations(self, *, start: Instant | None = None,
                    end: Instant | None = None, source: str | None = None,
                    target: str | None = None, member: str | None = None,
-                   space: str = "default") -> dict[str, Any]:
+                   n: int | None = None, space: str = "default") -> dict[str, Any]:
         """Moves from room to room in ``[start, end)`` (by the join's time), counted per
-        pair, most frequent first; with `member`, also that member's moves in order."""
+        pair, most frequent first (the first `n` pairs; all if None); with `member`, also
+        that member's moves in order."""
         lo, hi = span(start, end)
+        if n is not None and (type(n) is not int or n < 1):
+            raise BadQuery("n must be a whole number of at least 1", "n")
+        found: list[Migration] = []
         with self._reading(space):
-            found = [m for m in self._ledger(space).migrations(member)
-                     if (lo is None or m.ts >= lo) and (hi is None or m.ts < hi)
-                     and (source is None or m.source == source)
-                     and (target is None or m.target == target)]
-        counts = Counter((m.source, m.target) for m in found)
-        pairs = sorted(counts.items(), key=itemgetter(0))  # by pair, then (stable) by
-        pairs.sort(key=itemgetter(1), reverse=True)  # count: 3x faster than one tuple key
+            ledger = self._ledger(space)
+            if member is None:  # counted from the time-ordered index, not every member
+                pairs = ledger.index.counts(lo, hi, source, target, n)
+            else:
+                found = [m for m in ledger.migrations(member)
+                         if (lo is None or m.ts >= lo) and (hi is None or m.ts < hi)
+                         and (source is None or m.source == source)
+                         and (target is None or m.target == target)]
+        if member is not None:
+            pairs = sorted(Counter((m.source, m.target) for m in found).items(),
+                           key=lambda pn: (-pn[1], pn[0]))[:n]
         out: dict[str, Any] = {"migrations": [{"from": a, "to": b, "count": n}
                                               for (a, b), n in pairs]}
         if member is not None:

@@ -92,11 +92,13 @@ def get_migrations(eng: Engine, who: Caller, start: Instant = None, end: Instant
                    target: Annotated[OptionalName, Query(alias="to")] = None,
                    member: Annotated[OptionalName, Query(description="also list this "
                                                                      "member's moves")] = None,
+                   n: Annotated[int | None, Query(ge=1, description="only the n most "
+                                                  "frequent pairs (default: all)")] = None,
                    space: Space = "default") -> JSON:
     """Moves between rooms (a migration's time is its join's), counted per pair."""
     who.require("read", [space])
     return JSON(eng.migrations(start=start, end=end, source=source, target=target,
-                               member=member, space=space))
+                               member=member, n=n, space=space))
 
 
 @router.get("/presence/config", response_model=PresenceSettingsOut, responses=READ_ERRORS)

@@ -278,7 +278,7 @@ def _live_lines(lv: dict[str, Any]) -> list[str]:
 
 
 QUERIES_AFTER = ("concurrency all rooms, 24 hours", "concurrency one room, 24 hours",
-                 "migrations, 24 hours")
+                 "migrations, 24 hours", "migrations, 24 hours, top 10")
 
 
 HOT_INGEST = (("ingest_rows", "dict rows, 1 thread"),

@@ -84,12 +84,13 @@ def rooms(data: Path, url: str | None, key: str | None, space: str) -> None:
 @click.option("--start", help="From (by the join's time).")
 @click.option("--end", help="To (exclusive).")
 @click.option("--member", help="Also list this member's moves.")
+@click.option("-n", "n", type=click.IntRange(min=1), help="Only the n most frequent pairs.")
 @store_options
-def migrations(start: str | None, end: str | None, member: str | None, data: Path,
-               url: str | None, key: str | None, space: str) -> None:
-    """Moves between rooms, counted per pair."""
+def migrations(start: str | None, end: str | None, member: str | None, n: int | None,
+               data: Path, url: str | None, key: str | None, space: str) -> None:
+    """Moves between rooms, counted per pair, most frequent first."""
     with opened(data, url, key, read_only=True) as tb:
-        got = tb.migrations(start=start, end=end, member=member, space=space)
+        got = tb.migrations(start=start, end=end, member=member, n=n, space=space)
     table = Table(title="migrations", title_justify="left")
     for col in ("from", "to", "count"):
         table.add_column(col)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, cast
 
 from ..core.series import MemberSeries
+from .migration_index import MigrationIndex
 
 CloseOnGap = Literal["snapshot", "last_seen"]
 
@@ -127,6 +128,7 @@ class PresenceLedger:
         # room (None: every room) -> +1 at each session's start, -1 at its end, per second:
         # how many are present at t is the running total, so concurrency reads no sessions
         self.timeline: dict[str | None, MemberSeries] = {}
+        self.index = MigrationIndex()  # every member's migrations, in time order
         self._seq = 0
 
     # ---- checkpoints ----------------------------------------------------------------------
@@ -275,6 +277,8 @@ class PresenceLedger:
         move = (ts, self._seq, kind, room)
         if mine.moves and ts < mine.moves[-1][TS]:
             bisect.insort(mine.moves, move)
+            for m in mine.migrations:
+                self.index.remove(m.source, m.target, m.ts)
             mine.migrations.clear()
             mine.leaves.clear()
             mine.joins.clear()
@@ -326,9 +330,9 @@ class PresenceLedger:
                 return
         mine.leaves.append((move, frozenset(mine.opened)))
 
-    @staticmethod
-    def _found(member: str, leave: _Move, join: _Move, mine: _Moves) -> None:
+    def _found(self, member: str, leave: _Move, join: _Move, mine: _Moves) -> None:
         mine.migrations.append(Migration(member, leave[ROOM], join[ROOM], join[TS]))
+        self.index.add(leave[ROOM], join[ROOM], join[TS])
 
     def migrations(self, member: str | None = None) -> Iterator[Migration]:
         """Migrations of `member` (of everyone if None), each member's in time order."""
