@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import random
 from collections import Counter
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tallyboard.presence.ledger import PresenceLedger, PresenceOp
+from tallyboard.presence.ledger import LateOperation, PresenceLedger, PresenceOp, PresenceSettings
 from tallyboard.presence.migration_index import MigrationIndex
 
 ROOMS = ("a", "ab", "b", "a b")  # prefixes of one another: ties sort by pair
@@ -80,3 +81,32 @@ def test_the_ledgers_index_holds_every_members_migrations_after_late_moves() -> 
     assert kept == {("a", "d"): 1, ("b", "c"): 1, ("c", "a"): 1}  # a -> b was paired again
     assert dict(ledger.index.counts(None, None)) == dict(kept)
     assert sorted(ledger.index.ts) == sorted(m.ts for m in ledger.migrations())
+
+
+@given(rnd=st.randoms(use_true_random=False), last_seen=st.booleans(),
+       window=st.sampled_from((30, 300)))
+def test_the_index_follows_every_members_migrations_whatever_arrives_late(
+        rnd: random.Random, last_seen: bool, window: int) -> None:
+    """Late ops and snapshots closing back in time re-pair a member's moves; the index
+    takes out and puts in only what changed, and must end up holding exactly the lists."""
+    ledger = PresenceLedger(PresenceSettings(migration_window=window,
+                                             close_on_gap="last_seen" if last_seen
+                                             else "snapshot"))
+    ts = 1_000
+    for _ in range(80):
+        kind, room, member = rnd.choice(("join", "leave", "snapshot")), rnd.choice(ROOMS), \
+            rnd.choice(("m", "n"))
+        ts += rnd.randint(-20, 60)  # mostly forward; a step back is late for some rooms
+        op = (PresenceOp("s", kind, room, None, tuple(m for m in "mn" if rnd.random() < 0.5),
+                         ts)
+              if kind == "snapshot" else PresenceOp("s", kind, room, member, None, ts))
+        try:
+            ledger.check([op])
+        except LateOperation:
+            continue
+        ledger.apply(op)
+        kept = Counter((m.source, m.target, m.ts) for m in ledger.migrations())
+        index = ledger.index
+        assert Counter((*index.pairs[p], t) for p, t in zip(index.pair, index.ts,
+                                                              strict=True)) == kept
+        assert list(index.ts) == sorted(index.ts)

@@ -275,19 +275,29 @@ class PresenceLedger:
             mine.moves.append(first)
             self._pair(member, mine, first)
         move = (ts, self._seq, kind, room)
+        index = self.index
         if mine.moves and ts < mine.moves[-1][TS]:
             bisect.insort(mine.moves, move)
-            for m in mine.migrations:
-                self.index.remove(m.source, m.target, m.ts)
-            mine.migrations.clear()
+            before = Counter(mine.migrations)
+            mine.migrations = []
             mine.leaves.clear()
             mine.joins.clear()
             mine.opened.clear()
             for earlier in mine.moves:
                 self._pair(member, mine, earlier)
+            # the index follows only what changed: those paired before the late move are
+            # paired alike, and taking an old one out would shift the array from there on
+            after = Counter(mine.migrations)
+            for m in (before - after).elements():
+                index.remove(m.source, m.target, m.ts)
+            for m in (after - before).elements():
+                index.add(m.source, m.target, m.ts)
         else:
+            paired = len(mine.migrations)
             mine.moves.append(move)
             self._pair(member, mine, move)
+            for m in mine.migrations[paired:]:
+                index.add(m.source, m.target, m.ts)
 
     def _pair(self, member: str, mine: _Moves, move: _Move) -> None:
         """Pair `move` (the newest in time order) with the oldest unpaired opposite move it
@@ -330,9 +340,9 @@ class PresenceLedger:
                 return
         mine.leaves.append((move, frozenset(mine.opened)))
 
-    def _found(self, member: str, leave: _Move, join: _Move, mine: _Moves) -> None:
+    @staticmethod
+    def _found(member: str, leave: _Move, join: _Move, mine: _Moves) -> None:
         mine.migrations.append(Migration(member, leave[ROOM], join[ROOM], join[TS]))
-        self.index.add(leave[ROOM], join[ROOM], join[TS])
 
     def migrations(self, member: str | None = None) -> Iterator[Migration]:
         """Migrations of `member` (of everyone if None), each member's in time order."""
