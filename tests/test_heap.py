@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -31,6 +32,25 @@ def test_paused_nests_and_gives_back_what_it_found() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_paused_in_two_threads_stays_paused_until_the_last_is_out() -> None:
+    first_in, second_out = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with gc_paused():
+            first_in.set()
+            second_out.wait(5)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    first_in.wait(5)
+    with gc_paused():
+        pass  # this one leaves first: the other thread is still inside
+    assert not gc.isenabled()
+    second_out.set()
+    thread.join()
+    assert gc.isenabled()
 
 
 def test_paused_gives_the_gc_back_when_the_body_fails() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 
@@ -28,15 +29,34 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+class _Pauses:
+    """How many `gc_paused` are inside, over every thread, and whether the GC was on
+    before the first: the last one out, not the first, turns it back on."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.was_enabled = False
+
+
+_pauses = _Pauses()
+
+
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic collections inside (a load, a replay, a checkpoint's pickling): each would
-    scan every container made so far, again and again as they pile up. Nests; the GC is
-    enabled again on the way out only if it was on the way in."""
-    enabled = gc.isenabled()
-    gc.disable()
+    scan every container made so far, again and again as they pile up. Nests, across
+    threads too; the GC is enabled again once the last is out, and only if it was on
+    when the first came in."""
+    with _pauses.lock:
+        if _pauses.inside == 0:
+            _pauses.was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses.inside += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _pauses.lock:
+            _pauses.inside -= 1
+            if _pauses.inside == 0 and _pauses.was_enabled:
+                gc.enable()
