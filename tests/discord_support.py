@@ -14,9 +14,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import stop_process
-from tallyboard.bench.discord_standin import DiscordStandIn, RestCall
-from tallyboard.bench.discord_world import Permission
 from tallyboard.bench.measure import free_port
+from tallyboard.standins.discord_standin import DiscordStandIn, RestCall
+from tallyboard.standins.discord_world import Permission
 
 
 @dataclass(frozen=True)

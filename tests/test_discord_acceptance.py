@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import discord_support
 from support import ServerProcess
-from tallyboard.bench.discord_standin import DiscordStandIn
+from tallyboard.standins.discord_standin import DiscordStandIn
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from discord_support import BotProcess, World, answer, contents, make_world
-from tallyboard.bench.discord_standin import DiscordStandIn
+from tallyboard.standins.discord_standin import DiscordStandIn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -331,10 +331,10 @@ def test_updates_handled_during_a_reconcile_are_not_undone() -> None:
 
     import tallyboard
     from tallyboard.bench.discord_bot import BotThread
-    from tallyboard.bench.discord_standin import discord_py_pointed_at
     from tallyboard.bots.discord.bot import StatsBot
     from tallyboard.bots.discord.telemetry import BotMetrics
     from tallyboard.bots.state import open_state
+    from tallyboard.standins.discord_standin import discord_py_pointed_at
 
     class SlowRooms:
         """The engine, with its first `rooms` answer held until a move was sent."""

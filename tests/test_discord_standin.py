@@ -29,7 +29,7 @@ with warnings.catch_warnings():
 from discord import app_commands
 from discord.ext import commands
 
-from tallyboard.bench.discord_standin import DiscordStandIn, discord_py_pointed_at
+from tallyboard.standins.discord_standin import DiscordStandIn, discord_py_pointed_at
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -32,9 +32,9 @@ from ..bots.state import open_state
 from ..calendar import Calendar
 from ..core.results import Accepted
 from ..engine import Tallyboard
+from ..standins.discord_standin import DiscordStandIn, discord_py_pointed_at
 from ..stores import log_from_url
 from ..windows import Window
-from .discord_standin import DiscordStandIn, discord_py_pointed_at
 from .measure import Progress, latencies
 
 T = TypeVar("T")
