@@ -14,16 +14,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
 
 import aiohttp
 import discord
-import uvicorn
 from discord.utils import MISSING
 from fastapi import FastAPI
 
-from ...api.wire import json_errors_protocol
 from ...redact import redact
+from ..web import bot_server
 from .bot import StatsBot
 
 log = logging.getLogger("tallyboard.discord")
@@ -36,21 +34,10 @@ UNREACHABLE = (OSError, aiohttp.ClientError, asyncio.TimeoutError, discord.Disco
                discord.GatewayNotFound)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the runner stops the bot and the server
-    together (uvicorn would re-raise SIGTERM and end the process before the bot closed)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve(bot: StatsBot, token: str, app: FastAPI, host: str, port: int) -> None:
     """Run `bot` and `app` until a signal, or until either ends (a bad token ends the
     bot: its error is raised here)."""
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                    access_log=False, lifespan="off",
-                                    http=json_errors_protocol()))
+    server = bot_server(app, host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
