@@ -55,6 +55,28 @@ class DiscordSettings(BaseModel):
     sync_commands: bool = True
 
 
+class TwitchSettings(BaseModel):
+    """`tallyboard twitch`: Helix credentials and where, which streams, how often."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    client_id: str | None = None
+    token: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    helix_url: str = "https://api.twitch.tv/helix"
+    auth_url: str = "https://id.twitch.tv/oauth2"
+    irc_url: str = "ircs://irc.chat.twitch.tv:6697"
+    space: str = Field(default="twitch", min_length=1, max_length=128)
+    streams: list[str] = []
+    top: int = Field(default=0, ge=0, le=1000)
+    game_ids: list[str] = []
+    languages: list[str] = []
+    interval: float = Field(default=60.0, ge=1.0)
+    url: str | None = None
+    key: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     """Everything `tallyboard serve` can be told."""
 
@@ -80,6 +102,7 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=2_000_000, ge=0)  # events between checkpoints
     default_metric: dict[str, Any] = {}
     discord: DiscordSettings = DiscordSettings()
+    twitch: TwitchSettings = TwitchSettings()
 
     @field_validator("default_metric")
     @classmethod

@@ -20,6 +20,7 @@ from starlette.routing import Match
 
 from .. import __name__ as package
 from ..bots.state import BotState
+from ..bots.twitch.tracker import Tracker
 from ..engine import KEEP_UP_EVERY, Tallyboard
 from ..errors import StoreUnavailable, TallyboardError, Unauthorized
 from ..settings import Settings
@@ -31,6 +32,7 @@ from .presence_routes import router as presence_router
 from .routes import JSON, router
 from .schemas import MEANINGS, ErrorOut, finish_openapi
 from .telemetry import Telemetry, TelemetryMiddleware
+from .twitch_routes import router as twitch_router
 
 log = logging.getLogger("tallyboard.api")
 PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -65,15 +67,16 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def create_bot_app(state: BotState, settings: Settings | None = None) -> FastAPI:
+def create_bot_app(state: BotState | None, settings: Settings | None = None) -> FastAPI:
     """The HTTP side of a bot whose tallyboard is a server elsewhere: health, /metrics
-    (`app.state.registry`) and the bot's errors and countdowns."""
+    (`app.state.registry`) and, given its state, the bot's errors and countdowns."""
     settings = settings or Settings()
     app = FastAPI(title="tallyboard bot", version="1", docs_url="/docs", redoc_url=None,
                   dependencies=[Depends(declared_media_type)])
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.registry = registry = CollectorRegistry()
-    add_bot_routes(app, state)
+    if state is not None:
+        add_bot_routes(app, state)
     _guard_hosts(app, settings)
     _add_error_handlers(app)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
@@ -95,6 +98,13 @@ def add_bot_routes(app: FastAPI, state: BotState) -> None:
     """Serve a bot's state (``/v1/bot/errors``, ``/v1/bot/countdowns``) from `app`."""
     app.state.bot_state = state
     app.include_router(bot_router)
+    app.openapi_schema = None
+
+
+def add_twitch_routes(app: FastAPI, tracker: Tracker) -> None:
+    """Serve a Twitch tracker's streams (``/v1/twitch/streams``) from `app`."""
+    app.state.twitch = tracker
+    app.include_router(twitch_router)
     app.openapi_schema = None
 
 

@@ -266,6 +266,31 @@ class BotCountdownsOut(BaseModel):
     countdowns: list[BotCountdownOut]
 
 
+class TwitchStreamOut(BaseModel):
+    stream: str = Field(description="channel login: the presence room")
+    live: bool
+    listed: bool = Field(description="explicitly listed (else watched as one of the top N)")
+    viewer_count: int | None = Field(description="Helix's own viewer_count while live")
+    chatters: int = Field(description="chatters in the last complete poll")
+    last_poll: float | None = Field(description="unix time the last complete poll began")
+    stale: str | None = Field(description="why the last poll recorded nothing, if it did")
+    cycle_s: float | None = Field(description="seconds between the last two complete polls")
+
+
+class TwitchStreamsOut(BaseModel):
+    space: str
+    listed: list[str]
+    top: int
+    behind: bool = Field(description="the rate budget cannot poll every live stream at "
+                                     "the interval: the biggest movers go first")
+    streams: list[TwitchStreamOut]
+
+
+class TwitchStreamChangeOut(BaseModel):
+    stream: str
+    changed: bool = Field(description="false: it already was (or was not) listed")
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

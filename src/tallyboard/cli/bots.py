@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 import httpx
+from pydantic import SecretStr
 from rich.table import Table
 
 from ..errors import TallyboardError
@@ -98,6 +99,10 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
         state.close()
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 def _default_state(settings: Settings) -> str:
     """Next to the durable log: the same PostgreSQL database, else the data directory."""
     log = settings.log or ""
@@ -180,3 +185,90 @@ def _errors_from(url: str | None, key: str | None, state_url: str, limit: int,
                                                   guild=guild)]
     finally:
         state.close()
+
+
+@main.command()
+@click.option("--streams", help="Channel logins to watch, comma-separated (added to the "
+                                "kept list and [twitch] streams).")
+@click.option("--top", type=click.IntRange(0, 1000),
+              help="Also watch the N live streams with most viewers.")
+@click.option("--interval", type=click.FloatRange(min=1.0),
+              help="Seconds between two chatter polls of a stream (default 60).")
+@click.option("--space", help="Presence space of the streams' rooms (default twitch).")
+@click.option("--url", help="Write to a tallyboard server instead of an embedded engine "
+                            "(key: [twitch] key or TALLYBOARD_TWITCH__KEY).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              help="Data directory (default ./tallyboard-data): the embedded engine's log "
+                   "and the kept stream list (twitch-streams.json).")
+@click.option("--log", "log_url", help="Durable log URL of the embedded engine "
+                                      "(sqlite:///… or postgresql://…).")
+@click.option("--host", help="Address of the HTTP side (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port of the HTTP side (default 8080).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True,
+                                                         path_type=Path),
+              help="TOML config file with a [twitch] table (see docs/configuration.md).")
+def twitch(streams: str | None, top: int | None, interval: float | None, space: str | None,
+           url: str | None, data: Path | None, log_url: str | None, host: str | None,
+           port: int | None, config_file: Path | None) -> None:
+    """Track Twitch viewers: each stream's chatters, polled, as presence in its room.
+
+    Every complete poll of a stream is one presence snapshot of the room named after the
+    channel, so migrations (who went where after a stream), sessions, concurrency and
+    watch-time boards are asked of the usual API with ?space=twitch. A poll that failed
+    or came back cut off or empty records nothing (the stream shows as stale). Tokens
+    come from TALLYBOARD_TWITCH__TOKEN (and __CLIENT_ID, __REFRESH_TOKEN,
+    __CLIENT_SECRET) or the config file, never a flag. See docs/twitch.md.
+
+    \b
+        export TALLYBOARD_TWITCH__CLIENT_ID=... TALLYBOARD_TWITCH__TOKEN=...
+        tallyboard twitch --streams shroud,pokimane      # embedded, API on :8080
+        tallyboard twitch --top 100 --interval 120 --port 9109 --url http://tallyboard:8080
+        curl 'localhost:8080/v1/migrations?space=twitch&n=10'
+        curl -X PUT localhost:8080/v1/twitch/streams/xqc   # watch one more (admin key)
+    """
+    from ..api import add_twitch_routes, create_app, create_bot_app
+    from ..bots.twitch.helix import AuthFailed, Helix
+    from ..bots.twitch.run import serve
+    from ..bots.twitch.telemetry import TwitchMetrics
+    from ..bots.twitch.tracker import StreamList, Tracker, normal_login
+    from ..client import RemoteTallyboard
+
+    settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url)
+    t = settings.twitch.model_copy(update={k: v for k, v in (
+        ("top", top), ("interval", interval), ("space", space), ("url", url))
+        if v is not None})
+    if not t.client_id or (t.token is None and t.client_secret is None):
+        raise click.ClickException("no Twitch credentials: set TALLYBOARD_TWITCH__CLIENT_ID "
+                                   "and TALLYBOARD_TWITCH__TOKEN (or [twitch] client_id and "
+                                   "token in the config file)")
+    kept = StreamList(settings.data / "twitch-streams.json")
+    try:
+        asked = [normal_login(x) for x in [*t.streams, *(streams or "").split(",")] if x]
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if asked:
+        kept.set([*kept.logins, *asked])
+    if t.url:
+        tally: Any = RemoteTallyboard(t.url, key=t.key.get_secret_value() if t.key else None)
+        app = create_bot_app(None, settings)
+        registry = app.state.registry
+    else:
+        tally = open_engine(settings)
+        app = create_app(tally, settings)
+        registry = app.state.telemetry.registry
+    metrics = TwitchMetrics(registry)
+    helix = Helix(t.helix_url, t.auth_url, t.client_id, _secret(t.token),
+                  _secret(t.refresh_token), _secret(t.client_secret), on_wait=metrics.waited)
+    tracker = Tracker(helix, tally, kept, space=t.space, interval=t.interval, top=t.top,
+                      game_ids=t.game_ids, languages=t.languages, metrics=metrics)
+    add_twitch_routes(app, tracker)
+    console.print(f"[green]tallyboard twitch[/] watching {len(kept.logins)} listed streams"
+                  f"{f' and the top {t.top}' if t.top else ''} every {t.interval:g} s into "
+                  f"space {t.space!r} of {redact(t.url or settings.log_url)}; "
+                  f"HTTP on http://{settings.host}:{settings.port}")
+    try:
+        asyncio.run(serve(tracker, app, settings.host, settings.port))
+    except AuthFailed as exc:
+        raise click.ClickException(f"Twitch refused the token: {exc}") from exc
+    finally:
+        tally.close()

@@ -1,0 +1,53 @@
+"""The /v1/twitch routes of a `tallyboard twitch` process: the watched streams, each with
+its poll state, and adding or removing a stream while it runs (admin scope)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from ..bots.twitch.tracker import Tracker
+from .routes import JSON, Caller
+from .schemas import TwitchStreamChangeOut, TwitchStreamsOut, errors
+
+router = APIRouter(prefix="/v1/twitch", tags=["twitch"])
+Login = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,25}$",
+                            description="a channel login (any case; kept lower case)")]
+
+
+async def tracker(request: Request) -> Tracker:
+    return request.app.state.twitch  # type: ignore[no-any-return]
+
+
+Watching = Annotated[Tracker, Depends(tracker)]
+
+
+@router.get("/streams", response_model=TwitchStreamsOut, responses=errors())
+async def list_streams(tracker: Watching, who: Caller) -> JSON:
+    """Every watched stream: listed or from the top N, live or not, its last complete
+    poll and chatter count, and why its last poll recorded nothing (`stale`)."""
+    who.require("read", [tracker.space])
+    return JSON({"space": tracker.space, "listed": tracker.streams.logins,
+                 "top": tracker.top_n, "behind": tracker.behind,
+                 "streams": tracker.state()})
+
+
+@router.put("/streams/{login}", response_model=TwitchStreamChangeOut, responses=errors())
+async def add_stream(login: Login, tracker: Watching, who: Caller) -> JSON:
+    """Watch a stream from now on (kept across restarts); its first poll starts clean."""
+    who.require("admin", [tracker.space])
+    return _change(login, await tracker.add(login))
+
+
+@router.delete("/streams/{login}", response_model=TwitchStreamChangeOut, responses=errors())
+async def remove_stream(login: Login, tracker: Watching, who: Caller) -> JSON:
+    """Stop watching a listed stream: everyone in it leaves now (a top-N stream stays
+    while it is in the top N)."""
+    who.require("admin", [tracker.space])
+    return _change(login, await tracker.remove(login))
+
+
+def _change(login: str, changed: bool) -> JSON:
+    body: dict[str, Any] = {"stream": login.lower(), "changed": changed}
+    return JSON(body)

@@ -1,0 +1,1 @@
+"""`tallyboard twitch`: a stream-migration tracker over the presence engine."""

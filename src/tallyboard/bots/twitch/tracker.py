@@ -1,0 +1,284 @@
+"""Which streams are watched, and each complete chatter poll as one presence snapshot.
+
+The rules that keep the answers honest:
+- Only a complete poll is a snapshot. A poll that failed, timed out, was cut off
+  mid-pagination, or came back empty for a stream Helix says is live records nothing:
+  the stream is marked stale with the reason and the next complete poll reconciles.
+  (Writing it would make everyone leave and invent migrations.)
+- A stream that goes offline, or leaves the watched list, is a real leave of everyone in
+  its room (an empty snapshot at that moment). A stream added later starts clean.
+- The room's occupants are read from tallyboard, not remembered here: after a restart
+  the first complete poll continues every session it still lists, so a restart makes
+  no phantom leave or join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .helix import Helix, LiveStream, PollFailed
+from .telemetry import TwitchMetrics
+
+log = logging.getLogger("tallyboard.twitch")
+
+TOP_REFRESH = 180.0  # seconds between refreshes of the "top N live streams" list
+LIVE_REFRESH = 60.0  # seconds between checks of which listed streams are live
+CONCURRENT_POLLS = 8  # polls in flight at once (each a chain of pages)
+
+
+class StreamList:
+    """The explicitly listed streams, kept in a JSON file so a restart watches the same."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.logins: list[str] = []
+        if path.exists():
+            self.logins = list(json.loads(path.read_text(encoding="utf-8"))["streams"])
+
+    def set(self, logins: Iterable[str]) -> None:
+        self.logins = sorted({normal_login(x) for x in logins})
+        self._save()
+
+    def add(self, login: str) -> bool:
+        login = normal_login(login)
+        if login in self.logins:
+            return False
+        self.logins = sorted([*self.logins, login])
+        self._save()
+        return True
+
+    def remove(self, login: str) -> bool:
+        login = normal_login(login)
+        if login not in self.logins:
+            return False
+        self.logins = [x for x in self.logins if x != login]
+        self._save()
+        return True
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump({"streams": self.logins}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+
+def normal_login(login: str) -> str:
+    """Twitch logins are lower case, 1-25 of [a-z0-9_]."""
+    login = login.strip().lower()
+    if not (1 <= len(login) <= 25 and login.replace("_", "").isascii()
+            and login.replace("_", "").isalnum()):
+        raise ValueError(f"not a Twitch login: {login!r}")
+    return login
+
+
+@dataclass
+class Watch:
+    """One watched stream's state, as /v1/twitch/streams shows it."""
+
+    login: str
+    user_id: str | None = None
+    live: bool = False
+    viewer_count: int | None = None
+    listed: bool = False  # explicitly listed (else from the top N)
+    last_poll: float | None = None  # start of the last complete poll
+    due: float = 0.0
+    chatters: int = 0
+    moved: int = 0  # joins + leaves the last complete poll made
+    stale: str | None = None  # why the last poll recorded nothing
+    cycle_s: float | None = None  # between the last two complete polls
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stream": self.login, "live": self.live, "listed": self.listed,
+                "viewer_count": self.viewer_count, "chatters": self.chatters,
+                "last_poll": self.last_poll, "stale": self.stale, "cycle_s": self.cycle_s}
+
+
+class Tracker:
+    """Polls the watched streams through `helix` and writes snapshots to `tally` (the
+    embedded engine or a server: blocking calls, run in threads)."""
+
+    def __init__(self, helix: Helix, tally: Any, streams: StreamList, *, space: str,
+                 interval: float, top: int = 0, game_ids: list[str] | None = None,
+                 languages: list[str] | None = None, metrics: TwitchMetrics | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.helix, self.tally, self.streams = helix, tally, streams
+        self.space, self.interval, self.top_n = space, interval, top
+        self.game_ids, self.languages = game_ids or [], languages or []
+        self.metrics = metrics or TwitchMetrics()
+        self.clock = clock
+        self.watches: dict[str, Watch] = {}
+        self._top: list[str] = []
+        self._next_top = self._next_live = 0.0
+        self._wake = asyncio.Event()
+        self.behind = False
+
+    # -- the list -------------------------------------------------------------------------
+    async def add(self, login: str) -> bool:
+        added = self.streams.add(login)
+        self._next_live = 0.0
+        self._wake.set()
+        return added
+
+    async def remove(self, login: str) -> bool:
+        removed = self.streams.remove(login)
+        self._next_live = 0.0
+        self._wake.set()
+        return removed
+
+    def state(self) -> list[dict[str, Any]]:
+        return [w.to_dict() for w in sorted(self.watches.values(), key=lambda w: w.login)]
+
+    # -- running --------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """`step` whenever a stream is due (or the list changed) until `stop` is set."""
+        while not stop.is_set():
+            await self.step()
+            self._wake.clear()
+            await _first(stop, self._wake, self._sleep_s())
+
+    async def step(self) -> None:
+        """Refresh the list if due, then poll every due live stream (CONCURRENT_POLLS at a
+        time) and wait for them all."""
+        try:
+            await self.refresh()
+        except PollFailed as exc:  # the list stays as it was; tried again soon
+            log.warning("could not refresh the watched streams: %s", exc)
+            self.metrics.failures.labels(reason=exc.reason).inc()
+            self._next_live = self.clock() + min(LIVE_REFRESH, self.interval)
+        slots = asyncio.Semaphore(CONCURRENT_POLLS)
+
+        async def one(w: Watch) -> None:
+            async with slots:
+                await self._poll(w)
+
+        await asyncio.gather(*(one(w) for w in self._due()))
+
+    def _sleep_s(self) -> float:
+        now = self.clock()
+        dues = [w.due for w in self.watches.values() if w.live]
+        return max(0.05, min([self._next_live, *dues]) - now)
+
+    def _due(self) -> list[Watch]:
+        """Live streams due for a poll, the biggest movers first when the budget cannot
+        cover them all at the interval (then also said in the log and /metrics)."""
+        now = self.clock()
+        due = [w for w in self.watches.values()
+               if w.live and w.user_id and w.due <= now]
+        due.sort(key=lambda w: (-w.moved, w.due))
+        cost = sum(max(1, math.ceil(w.chatters / 1000)) for w in self.watches.values()
+                   if w.live)
+        per_s = self.helix.budget.limit / 60.0
+        behind = cost / self.interval > per_s
+        if behind != self.behind:
+            (log.warning if behind else log.info)(
+                "the Helix budget (%d points/min) %s the %d calls a %.0f s cycle of every "
+                "stream needs%s", self.helix.budget.limit,
+                "cannot cover" if behind else "covers again", cost, self.interval,
+                ": polling the biggest movers first" if behind else "")
+        self.behind = behind
+        self.metrics.behind.set(int(behind))
+        return due
+
+    async def refresh(self) -> None:
+        """Which streams to watch now, and which of them are live; a stream that went
+        offline or left the list is left by everyone in it."""
+        now = self.clock()
+        if self.top_n and now >= self._next_top:
+            top = await self.helix.top(self.top_n, self.game_ids, self.languages)
+            self._top = [s.login for s in top]
+            self._next_top = now + TOP_REFRESH
+        if now < self._next_live:
+            return
+        wanted = list(dict.fromkeys([*self.streams.logins, *self._top]))
+        live = await self.helix.live(wanted) if wanted else {}
+        unknown = [x for x in wanted if x not in self.watches or not self.watches[x].user_id]
+        ids = await self.helix.users(unknown) if unknown else {}
+        for login in wanted:
+            w = self.watches.setdefault(login, Watch(login))
+            w.listed = login in self.streams.logins
+            w.user_id = w.user_id or ids.get(login) or (live[login].user_id
+                                                        if login in live else None)
+            self._see(w, live.get(login))
+        gone = [w for login, w in self.watches.items() if login not in wanted]
+        for w in gone:
+            del self.watches[w.login]
+        for w in [*gone, *(w for w in self.watches.values() if not w.live)]:
+            await self._empty(w.login, now, "no longer watched" if w in gone else "offline")
+        self._next_live = now + min(LIVE_REFRESH, self.interval)
+        self.metrics.watched.set(len(self.watches))
+
+    def _see(self, w: Watch, stream: LiveStream | None) -> None:
+        if stream is None:
+            w.live, w.viewer_count = False, None
+            return
+        if not w.live:
+            w.due = 0.0  # went live (or first seen): poll it now
+        w.live, w.viewer_count = True, stream.viewer_count
+        self.metrics.viewer_count.labels(stream=w.login).set(stream.viewer_count)
+
+    async def _empty(self, room: str, ts: float, why: str) -> None:
+        """Everyone in `room` leaves at `ts` (the stream ended or is no longer watched)."""
+        present = await asyncio.to_thread(self.tally.room, room, space=self.space)
+        if present["members"]:
+            log.info("%s is %s: %d viewers leave", room, why, len(present["members"]))
+            await self._write(room, [], ts)
+
+    async def _poll(self, w: Watch) -> None:
+        started = self.clock()
+        w.due = started + self.interval
+        try:
+            assert w.user_id is not None
+            chatters = await self.helix.chatters(w.user_id)
+            if not chatters:
+                raise PollFailed("empty", "a live stream with no chatters listed")
+            if w.login not in self.watches or not self.watches[w.login].live:
+                return  # went offline or unlisted while polling: that leave stands
+            before = {m["member"] for m in (await asyncio.to_thread(
+                self.tally.room, w.login, space=self.space))["members"]}
+            await self._write(w.login, chatters, started)
+        except PollFailed as exc:
+            w.stale = exc.reason
+            self.metrics.polls.labels(result="failed").inc()
+            self.metrics.failures.labels(reason=exc.reason).inc()
+            log.warning("poll of %s recorded nothing (%s); the next complete poll "
+                        "reconciles", w.login, exc)
+            return
+        now_set = set(chatters)
+        w.moved = len(now_set ^ before)
+        w.cycle_s = None if w.last_poll is None else started - w.last_poll
+        w.last_poll, w.chatters, w.stale = started, len(chatters), None
+        self.metrics.polls.labels(result="ok").inc()
+        self.metrics.chatters.labels(stream=w.login).set(len(chatters))
+        if w.cycle_s is not None:
+            self.metrics.cycle.labels(stream=w.login).set(w.cycle_s)
+
+    async def _write(self, room: str, members: list[str], at: float) -> None:
+        """One snapshot, its id naming the room, second and kind: a retried write counts
+        once, and a stream ending in the second of its last poll is not taken for it."""
+        ts = math.floor(at)
+        op = {"type": "snapshot", "room": room, "members": members, "ts": ts,
+              "id": f"twitch:{room}:{ts}:{'poll' if members else 'end'}"}
+        await asyncio.to_thread(self.tally.presence, [op], space=self.space)
+        self.metrics.snapshots.inc()
+
+
+async def _first(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Wait until `stop` or `wake` is set, or `seconds` pass."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in waits:
+            t.cancel()

@@ -1,0 +1,299 @@
+"""The Twitch tracker against the Helix stand-in, with a clock the test moves: every
+answer is read back from tallyboard (migrations, sessions, rooms), not from the tracker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import tallyboard
+from support import ServerProcess
+from tallyboard.bots.twitch.helix import Helix
+from tallyboard.bots.twitch.tracker import StreamList, Tracker
+from tallyboard.standins.twitch_helix import HelixStandIn
+
+T0 = 1_780_000_000  # the first poll's second
+SPACE = "twitch"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = float(T0)
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def helix() -> Iterator[HelixStandIn]:
+    with HelixStandIn() as standin:
+        yield standin
+
+
+class World:
+    """A tracker, its engine and the stand-in, driven one step at a time."""
+
+    def __init__(self, standin: HelixStandIn, tmp: Path, *, interval: float = 60,
+                 token: str | None = None, refresh: str | None = None) -> None:
+        self.standin, self.clock = standin, Clock()
+        self.tb = tallyboard.open("memory://", clock=self.clock)
+        if token is None:
+            token, refresh = standin.user_token()
+        self.client = Helix(standin.helix_url, standin.auth_url, standin.client_id, token,
+                            refresh, standin.client_secret)
+        self.streams = StreamList(tmp / "twitch-streams.json")
+        self.tracker = Tracker(self.client, self.tb, self.streams, space=SPACE,
+                               interval=interval, clock=self.clock)
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def __enter__(self) -> World:
+        self.loop = asyncio.new_event_loop()
+        self.run(self.client.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.run(self.client.close())
+        self.loop.close()
+        self.tb.close()
+
+    def step(self, advance: float = 60) -> None:
+        """One step of the tracker, then the clock moves on."""
+        self.run(self.tracker.step())
+        self.clock.t += advance
+
+    def migrations(self, **kw: Any) -> list[tuple[str, str, int]]:
+        got = self.tb.migrations(space=SPACE, **kw)["migrations"]
+        return [(m["from"], m["to"], m["count"]) for m in got]
+
+    def present(self, room: str) -> set[str]:
+        return {m["member"] for m in self.tb.room(room, space=SPACE)["members"]}
+
+
+def test_viewers_moving_between_streams_are_migrations_at_the_poll_that_saw_them(
+        helix: HelixStandIn, tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann", "bob", "cat"])
+    helix.go_live("beta", ["dan"])
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha", "beta"])
+        w.step()  # T0: first polls
+        assert w.present("alpha") == {"ann", "bob", "cat"} and w.present("beta") == {"dan"}
+        helix.set_viewers("alpha", ["cat"])
+        helix.set_viewers("beta", ["dan", "ann", "bob"])
+        w.step()  # T0 + 60
+        assert w.migrations() == [("alpha", "beta", 2)]
+        moves = w.tb.migrations(space=SPACE, member="ann")["moves"]
+        assert [(m["from"], m["to"], m["ts"]) for m in moves] == [("alpha", "beta", T0 + 60)]
+        sessions = w.tb.sessions("ann", space=SPACE)
+        assert [(s["room"], s["start"], s["end"]) for s in sessions] == [
+            ("alpha", T0, T0 + 60), ("beta", T0 + 60, None)]
+
+
+@pytest.mark.parametrize("fault", ["cut", "500", "empty", "timeout_like"])
+def test_a_poll_that_did_not_complete_records_no_movement(
+        helix: HelixStandIn, tmp_path: Path, fault: str) -> None:
+    viewers = [f"v{i}" for i in range(2500)]  # three pages
+    helix.go_live("alpha", viewers)
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha"])
+        w.step()
+        assert len(w.present("alpha")) == 2500
+        if fault == "cut":
+            helix.cut_after("alpha", 1)
+        elif fault == "500":
+            helix.fail("/helix/chat/chatters", 500)
+        elif fault == "empty":
+            helix.set_viewers("alpha", [])
+        else:
+            helix.fail("/helix/chat/chatters", 503)
+        w.step()
+        assert len(w.present("alpha")) == 2500, "a failed poll made people leave"
+        assert w.tracker.watches["alpha"].stale is not None
+        assert w.tb.sessions("v0", space=SPACE)[0]["end"] is None
+        if fault == "empty":
+            helix.set_viewers("alpha", viewers)
+        w.step()  # the next complete poll reconciles, and nobody ever left
+        assert w.tracker.watches["alpha"].stale is None
+        assert [s["start"] for s in w.tb.sessions("v2499", space=SPACE)] == [T0]
+
+
+def test_a_stream_going_offline_is_a_real_leave_and_starts_clean_when_back(
+        helix: HelixStandIn, tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann", "bob"])
+    helix.go_live("beta", ["cat"])
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha", "beta"])
+        w.step()
+        helix.go_offline("alpha")
+        helix.set_viewers("beta", ["cat", "ann"])
+        w.step()
+        assert w.present("alpha") == set()
+        assert [(s["room"], s["end"]) for s in w.tb.sessions("bob", space=SPACE)] == [
+            ("alpha", T0 + 60)]
+        assert w.migrations() == [("alpha", "beta", 1)]  # the raid-like exodus
+        helix.go_live("alpha", ["bob"])
+        w.step()
+        assert w.present("alpha") == {"bob"}
+        assert [s["start"] for s in w.tb.sessions("bob", space=SPACE)] == [T0, T0 + 120]
+
+
+def test_streams_added_and_removed_while_running(helix: HelixStandIn, tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann"])
+    helix.go_live("beta", ["bob"])
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha"])
+        w.step()
+        assert w.run(w.tracker.add("Beta")) is True
+        w.step()
+        assert w.present("beta") == {"bob"}
+        assert w.run(w.tracker.remove("alpha")) is True
+        w.step()
+        assert w.present("alpha") == set()
+        assert "alpha" not in w.tracker.watches
+        assert StreamList(tmp_path / "twitch-streams.json").logins == ["beta"]
+
+
+def test_429_is_waited_out_and_an_expired_token_is_refreshed(
+        helix: HelixStandIn, tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann"])
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha"])
+        w.step()
+        for token in helix.tokens():
+            helix.expire(token)
+        helix.set_viewers("alpha", ["ann", "bob"])
+        w.step()
+        assert w.present("alpha") == {"ann", "bob"}
+        assert helix.statuses()[401] >= 1
+        helix.fail("/helix/chat/chatters", 429)
+        helix.set_viewers("alpha", ["bob"])
+        w.step()
+        assert w.present("alpha") == {"bob"}
+        assert w.client.budget.waits >= 1
+
+
+def test_the_rate_budget_is_never_exceeded(tmp_path: Path) -> None:
+    with HelixStandIn(rate_limit=30, refill_seconds=6.0) as helix:
+        for i in range(10):
+            helix.go_live(f"s{i}", [f"u{i}_{j}" for j in range(3000)])  # 3 pages each
+        with World(helix, tmp_path, interval=1) as w:
+            w.streams.set([f"s{i}" for i in range(10)])
+            w.step(advance=1)
+            assert all(len(w.present(f"s{i}")) == 3000 for i in range(10))
+            assert helix.statuses()[429] <= 1  # at most the one that taught the budget
+            assert w.client.budget.waits >= 1  # it did run out, and waited
+
+
+# ---- a real `tallyboard twitch` process ------------------------------------------------------
+def _wait(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.1)
+
+
+def _tracker(helix: HelixStandIn, data: Path, *extra: str) -> ServerProcess:
+    token, refresh = helix.user_token()
+    env = {"TALLYBOARD_TWITCH__CLIENT_ID": helix.client_id,
+           "TALLYBOARD_TWITCH__TOKEN": token, "TALLYBOARD_TWITCH__REFRESH_TOKEN": refresh,
+           "TALLYBOARD_TWITCH__CLIENT_SECRET": helix.client_secret,
+           "TALLYBOARD_TWITCH__HELIX_URL": helix.helix_url,
+           "TALLYBOARD_TWITCH__AUTH_URL": helix.auth_url}
+    return ServerProcess(data, "--interval", "1", *extra, command="twitch", env=env,
+                         ready="/healthz")
+
+
+def _present(url: str, room: str) -> set[str]:
+    got = httpx.get(f"{url}/v1/presence/rooms/{room}", params={"space": SPACE}).json()
+    return {m["member"] for m in got["members"]}
+
+
+def _migrations(url: str) -> list[tuple[str, str, int]]:
+    got = httpx.get(f"{url}/v1/migrations", params={"space": SPACE}).json()["migrations"]
+    return [(m["from"], m["to"], m["count"]) for m in got]
+
+
+@pytest.mark.slow
+def test_a_tracker_process_moves_adds_and_survives_kill_9(helix: HelixStandIn,
+                                                           tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann", "bob", "cat"])
+    helix.go_live("beta", ["dan"])
+    helix.go_live("gamma", ["eve"])
+    proc = _tracker(helix, tmp_path / "data", "--streams", "alpha,Beta")
+    proc.start()
+    try:
+        _wait(lambda: _present(proc.url, "alpha") == {"ann", "bob", "cat"})
+        helix.set_viewers("alpha", ["cat"])
+        helix.set_viewers("beta", ["dan", "ann", "bob"])
+        _wait(lambda: _migrations(proc.url) == [("alpha", "beta", 2)])
+        assert httpx.put(f"{proc.url}/v1/twitch/streams/gamma").json() == {
+            "stream": "gamma", "changed": True}
+        _wait(lambda: _present(proc.url, "gamma") == {"eve"})
+        listed = httpx.get(f"{proc.url}/v1/twitch/streams").json()
+        assert listed["listed"] == ["alpha", "beta", "gamma"]
+        before = httpx.get(f"{proc.url}/v1/presence/sessions",
+                           params={"space": SPACE, "member": "dan"}).json()["sessions"]
+        proc.kill9()
+        helix.cut_after("beta", 0)  # the first poll after the restart fails: no leaves
+        polls = len(helix.calls_to("/helix/chat/chatters"))
+        proc.start()
+        _wait(lambda: len(helix.calls_to("/helix/chat/chatters")) > polls + 6)
+        after = httpx.get(f"{proc.url}/v1/presence/sessions",
+                          params={"space": SPACE, "member": "dan"}).json()["sessions"]
+        assert [(s["room"], s["start"], s["end"]) for s in after] == [
+            (s["room"], s["start"], s["end"]) for s in before], "a phantom leave or join"
+        assert _migrations(proc.url) == [("alpha", "beta", 2)]
+        assert _present(proc.url, "gamma") == {"eve"}  # still watched after the restart
+        assert httpx.delete(f"{proc.url}/v1/twitch/streams/gamma").json()["changed"]
+        _wait(lambda: _present(proc.url, "gamma") == set())
+        metrics = httpx.get(f"{proc.url}/metrics").text
+        assert 'tallyboard_twitch_polls_total{result="ok"}' in metrics
+        assert 'tallyboard_twitch_poll_failures_total{reason="http_500"}' in metrics
+    finally:
+        proc.stop()
+    log = proc.log.read_text()
+    assert "Traceback" not in log
+    for token in helix.tokens():
+        assert token not in log, "a token was logged"
+
+
+@pytest.mark.slow
+def test_a_tracker_process_writes_to_a_server_with_url(helix: HelixStandIn,
+                                                        tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann", "bob"])
+    server = ServerProcess(tmp_path / "server")
+    server.start()
+    proc = _tracker(helix, tmp_path / "tracker", "--streams", "alpha", "--url", server.url)
+    try:
+        proc.start()
+        _wait(lambda: _present(server.url, "alpha") == {"ann", "bob"})
+        assert httpx.get(f"{proc.url}/v1/twitch/streams").json()["streams"][0]["chatters"] == 2
+        assert not (tmp_path / "tracker" / "events.sqlite3").exists()
+    finally:
+        proc.stop()
+        server.stop()
+
+
+def test_a_stream_removed_in_the_second_of_its_poll_still_empties(
+        helix: HelixStandIn, tmp_path: Path) -> None:
+    """The end's snapshot has an id of its own: taken for a retry of the poll's (same
+    room, same second), it was dropped as a duplicate and everyone stayed."""
+    helix.go_live("alpha", ["ann"])
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha"])
+        w.step(advance=0.5)
+        w.run(w.tracker.remove("alpha"))
+        w.step()
+        assert w.present("alpha") == set()
+        assert w.tb.sessions("ann", space=SPACE)[0]["end"] == T0
