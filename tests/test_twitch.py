@@ -181,14 +181,17 @@ def test_429_is_waited_out_and_an_expired_token_is_refreshed(
 
 def test_the_rate_budget_is_never_exceeded(tmp_path: Path) -> None:
     with HelixStandIn(rate_limit=30, refill_seconds=6.0) as helix:
-        for i in range(10):
+        for i in range(12):
             helix.go_live(f"s{i}", [f"u{i}_{j}" for j in range(3000)])  # 3 pages each
         with World(helix, tmp_path, interval=1) as w:
-            w.streams.set([f"s{i}" for i in range(10)])
+            w.streams.set([f"s{i}" for i in range(12)])
             w.step(advance=1)
-            assert all(len(w.present(f"s{i}")) == 3000 for i in range(10))
-            assert helix.statuses()[429] <= 1  # at most the one that taught the budget
-            assert w.client.budget.waits >= 1  # it did run out, and waited
+            assert all(len(w.present(f"s{i}")) == 3000 for i in range(12))
+            # more calls than one bucket holds, so the budget was what paced them (whether a
+            # slow machine let it refill on its own or the tracker waited), and Helix refused
+            # at most the one call that taught the budget
+            assert len(helix.calls_to("/helix/chat/chatters")) > 30
+            assert helix.statuses()[429] <= 1
 
 
 # ---- a real `tallyboard twitch` process ------------------------------------------------------

@@ -49,29 +49,50 @@ class LiveStream:
 
 @dataclass
 class RateBudget:
-    """Helix's points for one token, as its last answer told them."""
+    """Helix's points for one token, as its last answer told them, less the calls sent
+    since and not yet answered (so concurrent polls never spend a point twice)."""
 
     limit: int = 800
     remaining: int = 800
     reset: float = 0.0  # unix time the bucket is full again
     waits: int = 0  # times a call waited for points (429 or none left)
+    in_flight: int = 0
+    read_at: float = 0.0
 
     def read(self, headers: httpx.Headers) -> None:
         try:
-            self.limit = int(headers["Ratelimit-Limit"])
-            self.remaining = int(headers["Ratelimit-Remaining"])
-            self.reset = float(headers["Ratelimit-Reset"])
+            limit = int(headers["Ratelimit-Limit"])
+            remaining = int(headers["Ratelimit-Remaining"])
+            reset = float(headers["Ratelimit-Reset"])
         except (KeyError, ValueError):
-            pass
+            return
+        self.limit, self.remaining, self.reset = limit, remaining, reset
+        self.read_at = time.time()
+
+    def emptied(self) -> None:
+        """Helix said 429: nothing is left, whatever was last read."""
+        self.remaining, self.read_at = 0, time.time()
+
+    def _refill_per_s(self) -> float:
+        """The pace points come back at: evenly until `reset` (a whole second later, as
+        Helix rounds it down), so the estimate never runs ahead of Helix's bucket."""
+        return (self.limit - self.remaining) / max(1.0, self.reset + 1 - self.read_at)
+
+    def spendable(self, now: float) -> float:
+        if now >= self.reset + 1:
+            return self.limit - self.in_flight
+        back = (now - self.read_at) * self._refill_per_s()
+        return min(self.limit, self.remaining + back) - self.in_flight
 
     def wait_s(self) -> float:
-        """How long to wait before the next call may be spent (0: now): with no points
-        left, the time one point takes to come back (the bucket refills evenly until
-        `reset`), so calls are spread out rather than bunched after a full refill."""
-        if self.remaining > 0:
+        """How long to wait before the next call may be spent (0: now): the time the
+        missing point takes to come back, so calls are spread out rather than bunched
+        after a full refill."""
+        short = 1 - self.spendable(time.time())
+        if short <= 0:
             return 0.0
-        until_full = max(0.0, self.reset - time.time())
-        return min(MOST_WAIT, until_full / max(1, self.limit - self.remaining))
+        rate = self._refill_per_s()
+        return min(MOST_WAIT, short / rate) if rate > 0 else LEAST_429_WAIT
 
 
 class Helix:
@@ -146,10 +167,10 @@ class Helix:
         a 401; any other refusal or a transport error raises PollFailed."""
         renewed = False
         while True:
-            wait = self.budget.wait_s()
-            if wait:
+            while wait := self.budget.wait_s():
                 await self._wait(wait)
             used = self._token
+            self.budget.in_flight += 1  # no await since the check: no other call took it
             try:
                 r = await self._http.get(self._helix + path, params=params,
                                          headers={"Client-Id": self.client_id,
@@ -158,9 +179,11 @@ class Helix:
                 raise PollFailed("timeout", path) from exc
             except httpx.TransportError as exc:
                 raise PollFailed("unreachable", f"{path}: {type(exc).__name__}") from exc
+            finally:
+                self.budget.in_flight -= 1
             self.budget.read(r.headers)
             if r.status_code == 429:  # wait for the reset Helix gives, at least a moment
-                self.budget.remaining = 0
+                self.budget.emptied()
                 await self._wait(max(self.budget.wait_s(), LEAST_429_WAIT))
                 continue
             if r.status_code == 401 and not renewed:
