@@ -400,6 +400,26 @@ class Reference:
     def room(self, room: str) -> dict[str, int]:
         return {m: since for (m, r), since in self.state.present.items() if r == room}
 
+    def overlap(self, room: str, start: float | None, end: float | None,
+                now: float) -> tuple[int, list[tuple[str, int]]]:
+        """Members of `room` present a whole second of [start, min(end, now)) (neither:
+        open now), and per other room how many of them were present there in it too."""
+        def there(s: Session) -> bool:
+            if start is None and end is None:
+                return s.end is None
+            lo = -math.inf if start is None else math.ceil(start)
+            hi = math.ceil(now if end is None else min(end, now))
+            last = math.ceil(now) if s.end is None else s.end
+            return max(s.start, lo) < min(last, hi)
+
+        seen: dict[str, set[str]] = {}
+        for s in self.state.sessions:
+            if there(s):
+                seen.setdefault(s.room, set()).add(s.member)
+        ours = seen.get(room, set())
+        found = [(r, len(ms & ours)) for r, ms in seen.items() if r != room and ms & ours]
+        return len(ours), sorted(found, key=lambda rc: (-rc[1], rc[0]))
+
     def migrations(self, start: float | None = None, end: float | None = None,
                    source: str | None = None, target: str | None = None,
                    member: str | None = None) -> list[Migration]:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from tallyboard import Accepted, Entry, Tallyboard
 from tallyboard.api.app import create_app
 from tallyboard.cli import main
 from tallyboard.errors import OutOfOrder
+from tallyboard.presence import session_index
 from tallyboard.settings import Settings
 
 METRIC = "presence_seconds"
@@ -170,6 +172,32 @@ def _check_all(tb: Tallyboard, ref: Reference, now: float, base: int) -> None:
                 ref.concurrency(step, lo4, hi4, now, room), (step, room)
     assert tb.presence_noops() == ref.state.noops
     _check_migrations(tb, ref, mid)
+    _check_overlap(tb, ref, base, mid, now)
+
+
+def _check_overlap(tb: Tallyboard, ref: Reference, base: int, mid: int, now: float) -> None:
+    # each way the index finds the audience's other sessions: a full scan (the default for
+    # these few members), their chains walked, a chain too long to walk
+    for big, steps in ((session_index.BIG_AUDIENCE, session_index.CHAIN_STEPS),
+                       (10**9, session_index.CHAIN_STEPS), (10**9, 1)):
+        with mock.patch.object(session_index, "BIG_AUDIENCE", big), \
+                mock.patch.object(session_index, "CHAIN_STEPS", steps):
+            _check_overlap_once(tb, ref, base, mid, now)
+
+
+def _check_overlap_once(tb: Tallyboard, ref: Reference, base: int, mid: int,
+                        now: float) -> None:
+    for room in ROOMS:
+        for lo, hi in ((None, None), (base, None), (mid, mid + 1), (mid - 0.5, mid + 90.5),
+                       (base - HOUR, now + HOUR)):
+            got = tb.overlap(room, start=lo, end=hi)
+            audience, found = ref.overlap(room, lo, hi, now)
+            assert (got["audience"], [(o["room"], o["members"]) for o in got["overlap"]]) \
+                == (audience, found), (room, lo, hi)
+            shared = sum(k for _, k in found)
+            assert got["shared"] == shared
+            assert [o["share"] for o in got["overlap"]] == [k / shared for _, k in found]
+            assert tb.overlap(room, start=lo, end=hi, n=1)["overlap"] == got["overlap"][:1]
 
 
 def _check_migrations(tb: Tallyboard, ref: Reference, mid: int) -> None:
@@ -707,6 +735,28 @@ def test_migrations_endpoint_and_filters(http: TestClient) -> None:
     for bad in ("0", "-1", "x"):
         r = http.get("/v1/migrations", params={"n": bad})
         assert r.status_code == 400 and r.json()["error"]["param"] == "n", r.text
+
+
+def test_overlap_endpoint(http: TestClient) -> None:
+    http.post("/v1/presence", json=[
+        join("a", "ann", T - 5000), join("a", "bob", T - 5000), join("a", "cy", T - 5000),
+        join("b", "ann", T - 4000), leave("b", "ann", T - 3000),
+        join("c", "bob", T - 2000), join("c", "ann", T - 1000), join("b", "dee", T - 100),
+    ])
+    got = http.get("/v1/presence/overlap", params={"room": "a", "start": T - 6000}).json()
+    assert got == {"room": "a", "start": T - 6000, "end": T, "audience": 3, "shared": 3,
+                   "overlap": [{"room": "c", "members": 2, "share": 2 / 3},
+                               {"room": "b", "members": 1, "share": 1 / 3}]}
+    now = http.get("/v1/presence/overlap", params={"room": "a"}).json()  # present now
+    assert (now["start"], now["overlap"]) == (None, [{"room": "c", "members": 2, "share": 1.0}])
+    early = http.get("/v1/presence/overlap", params={"room": "a", "start": T - 6000,
+                                                     "end": T - 2500, "n": 5}).json()
+    assert early["overlap"] == [{"room": "b", "members": 1, "share": 1.0}]
+    assert http.get("/v1/presence/overlap", params={"room": "zzz"}).json()["audience"] == 0
+    for params in ({"room": "a", "end": T}, {"room": "a", "n": 0},
+                   {"room": "a", "start": T, "end": T - 1}):
+        r = http.get("/v1/presence/overlap", params=params)
+        assert r.status_code == 400, (params, r.text)
 
 
 @pytest.mark.parametrize("separately", [False, True])

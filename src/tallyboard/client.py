@@ -167,6 +167,12 @@ class RemoteTallyboard:
                                          params={"space": space})
         return got
 
+    def overlap(self, room: str, *, start: Instant | None = None, end: Instant | None = None,
+                n: int | None = None, space: str = DEFAULT_SPACE) -> dict[str, Any]:
+        got: dict[str, Any] = self._call("GET", "/v1/presence/overlap", params=self._params(
+            None, room=room, start=start, end=end, n=n, space=space))
+        return got
+
     def migrations(self, *, start: Instant | None = None, end: Instant | None = None,
                    source: str | None = None, target: str | None = None,
                    member: str | None = None, n: int | None = None,

@@ -313,6 +313,31 @@ class PresenceEngine:
                             for m in sorted(found, key=lambda m: m.ts)]
         return out
 
+    def overlap(self, room: str, *, start: Instant | None = None, end: Instant | None = None,
+                n: int | None = None, space: str = "default") -> dict[str, Any]:
+        """Audience overlap: the members present in `room` for a second or more of
+        ``[start, end)`` (neither: present now; end defaults to now), and every other room
+        ranked by how many of them were present there too in that span, with each one's
+        share of all the shared (the first `n` rooms; all if None)."""
+        lo, hi = span(start, end)
+        if n is not None and (type(n) is not int or n < 1):
+            raise BadQuery("n must be a whole number of at least 1", "n")
+        if lo is None and hi is not None:
+            raise BadQuery("overlap over a span needs start (neither start nor end: now)",
+                           "start")
+        with self._reading(space):
+            now = self.clock()
+            if lo is not None:
+                hi = now if hi is None else min(hi, now)
+            audience, found = self._ledger(space).visits.overlap(
+                room, None if lo is None else math.ceil(lo),
+                None if hi is None else math.ceil(hi))
+        shared = sum(k for _, k in found)
+        return {"room": room, "start": lo, "end": hi, "audience": audience,
+                "shared": shared,
+                "overlap": [{"room": r, "members": k, "share": k / shared}
+                            for r, k in found[:n]]}
+
     def presence_noops(self) -> Counter[str]:
         """Joins and leaves that changed nothing, by kind, over every space."""
         total: Counter[str] = Counter()

@@ -7,7 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from .params import Instant, Member, OptionalName, RequiredInstant, RoomPath, Space, Step
+from .params import (
+    Instant,
+    Member,
+    OptionalName,
+    RequiredInstant,
+    RoomPath,
+    Space,
+    Step,
+    name,
+)
 from .routes import (
     FRACTION,
     FUTURE,
@@ -23,6 +32,7 @@ from .schemas import (
     AcceptedOut,
     ConcurrencyOut,
     MigrationsOut,
+    OverlapOut,
     PresenceSettingsOut,
     RoomOut,
     RoomsOut,
@@ -99,6 +109,23 @@ def get_migrations(eng: Engine, who: Caller, start: Instant = None, end: Instant
     who.require("read", [space])
     return JSON(eng.migrations(start=start, end=end, source=source, target=target,
                                member=member, n=n, space=space))
+
+
+@router.get("/presence/overlap", response_model=OverlapOut,
+            responses=errors(400, 503, beyond_schema={400: [
+                START_AFTER_END, "end without start (neither is now; start alone runs to "
+                                 "now)"]}))
+def get_overlap(eng: Engine, who: Caller,
+                room: Annotated[str, name("the room whose audience is compared")],
+                start: Instant = None, end: Instant = None,
+                n: Annotated[int | None, Query(ge=1, description="only the n rooms "
+                                               "sharing most (default: all)")] = None,
+                space: Space = "default") -> JSON:
+    """Audience overlap: for each other room, how many of the members present in `room`
+    (for a second or more of [start, end), or now) were present there too in that span,
+    most first, with its share of all the overlap."""
+    who.require("read", [space])
+    return JSON(eng.overlap(room, start=start, end=end, n=n, space=space))
 
 
 @router.get("/presence/config", response_model=PresenceSettingsOut, responses=READ_ERRORS)

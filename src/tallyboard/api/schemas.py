@@ -134,6 +134,21 @@ class MigrationsOut(BaseModel):
     moves: list[Move] | None = None
 
 
+class OverlapRoom(BaseModel):
+    room: str
+    members: int = Field(description="members of the room asked about present here too")
+    share: float = Field(description="members / shared: this room's part of all overlap")
+
+
+class OverlapOut(BaseModel):
+    room: str
+    start: float | None = Field(description="null: present now")
+    end: float | None = Field(description="the span's end, clipped to now")
+    audience: int = Field(description="distinct members present in the room in the span")
+    shared: int = Field(description="the members counts of every other room, summed")
+    overlap: list[OverlapRoom]
+
+
 class PresenceSettingsOut(BaseModel):
     metric: str
     migration_window: int

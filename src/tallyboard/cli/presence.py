@@ -99,3 +99,29 @@ def migrations(start: str | None, end: str | None, member: str | None, n: int | 
     out.print(table)
     for move in got.get("moves", []):
         out.print(f"  {move['ts']}: {move['from']} → {move['to']}")
+
+
+@presence.command()
+@click.argument("room")
+@click.option("--start", help="From (Unix seconds or RFC 3339); with neither --start nor "
+                              "--end: who is present now.")
+@click.option("--end", help="To (exclusive; default now).")
+@click.option("-n", "n", type=click.IntRange(min=1), help="Only the n rooms sharing most.")
+@store_options
+def overlap(room: str, start: str | None, end: str | None, n: int | None, data: Path,
+            url: str | None, key: str | None, space: str) -> None:
+    """Audience overlap: which other rooms ROOM's members were in too, most first.
+
+    \b
+        tallyboard presence overlap alpha --space twitch            # present now
+        tallyboard presence overlap alpha --space twitch --start 2026-12-01T00:00:00Z
+    """
+    with opened(data, url, key, read_only=True) as tb:
+        got = tb.overlap(room, start=start, end=end, n=n, space=space)
+    table = Table(title=f"{got['audience']} members of {room} were also in",
+                  title_justify="left")
+    for col, justify in (("room", "left"), ("members", "right"), ("share", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for o in got["overlap"]:
+        table.add_row(o["room"], str(o["members"]), f"{o['share']:.1%}")
+    out.print(table)

@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, NamedTuple, cast
 
 from ..core.series import MemberSeries
 from .migration_index import MigrationIndex
+from .session_index import SessionIndex
 
 CloseOnGap = Literal["snapshot", "last_seen"]
 
@@ -129,6 +130,7 @@ class PresenceLedger:
         # how many are present at t is the running total, so concurrency reads no sessions
         self.timeline: dict[str | None, MemberSeries] = {}
         self.index = MigrationIndex()  # every member's migrations, in time order
+        self.visits = SessionIndex()  # every session in flat arrays, for overlap
         self._seq = 0
 
     # ---- checkpoints ----------------------------------------------------------------------
@@ -242,6 +244,7 @@ class PresenceLedger:
 
     def _join(self, member: str, room: str, ts: int) -> Change:
         self.present.setdefault(room, {})[member] = ts
+        self.visits.opened(member, room, ts)
         self._count(room, ts, 1)
         self._match(member, "join", room, ts)
         return Change("join", member, room, ts, ts)
@@ -250,6 +253,7 @@ class PresenceLedger:
         self._match(member, "leave", room, ts)  # first: it may read the session's start
         since = self.present[room].pop(member)
         self.history.setdefault(member, []).append(Session(room, since, ts))
+        self.visits.closed(member, room, ts)
         self._count(room, ts, -1)
         last = self.last_ts[room]
         last[member] = max(seen, last.get(member, seen))
