@@ -59,3 +59,14 @@ def test_readme_first_screen_has_run_test_and_curl() -> None:
     assert "pip install -e '.[test]' && python -m pytest" in first
     assert "curl" in first
     assert "python -m pytest" in (DOCS.parent / ".ci" / "run").read_text()
+
+
+def test_every_relative_link_stays_inside_the_repo() -> None:
+    """A clone is all a user has: README and docs link to files in it, never beside it."""
+    repo = DOCS.parent
+    for page in [repo / "README.md", *DOCS.glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            path = (page.parent / target).resolve()
+            assert path.is_relative_to(repo) and path.exists(), f"{page.name} links {target}"
