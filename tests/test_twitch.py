@@ -4,6 +4,7 @@ answer is read back from tallyboard (migrations, sessions, rooms), not from the 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,18 +14,21 @@ import httpx
 import pytest
 
 import tallyboard
-from support import ServerProcess
+from support import ServerProcess, free_port
 from tallyboard.bots.twitch.helix import Helix
+from tallyboard.bots.twitch.irc import Raid, parse
+from tallyboard.bots.twitch.raids import RaidLog
 from tallyboard.bots.twitch.tracker import StreamList, Tracker
 from tallyboard.standins.twitch_helix import HelixStandIn
+from tallyboard.standins.twitch_irc import TmiStandIn
 
 T0 = 1_780_000_000  # the first poll's second
 SPACE = "twitch"
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.t = float(T0)
+    def __init__(self, t0: float = T0) -> None:
+        self.t = float(t0)
 
     def __call__(self) -> float:
         return self.t
@@ -36,12 +40,19 @@ def helix() -> Iterator[HelixStandIn]:
         yield standin
 
 
+@pytest.fixture
+def tmi() -> Iterator[TmiStandIn]:
+    with TmiStandIn(batch_s=0.1) as standin:
+        yield standin
+
+
 class World:
     """A tracker, its engine and the stand-in, driven one step at a time."""
 
     def __init__(self, standin: HelixStandIn, tmp: Path, *, interval: float = 60,
-                 token: str | None = None, refresh: str | None = None) -> None:
-        self.standin, self.clock = standin, Clock()
+                 token: str | None = None, refresh: str | None = None,
+                 chat: TmiStandIn | None = None, t0: float = T0) -> None:
+        self.standin, self.clock = standin, Clock(t0)
         self.tb = tallyboard.open("memory://", clock=self.clock)
         if token is None:
             token, refresh = standin.user_token()
@@ -49,7 +60,8 @@ class World:
                             refresh, standin.client_secret)
         self.streams = StreamList(tmp / "twitch-streams.json")
         self.tracker = Tracker(self.client, self.tb, self.streams, space=SPACE,
-                               interval=interval, clock=self.clock)
+                               interval=interval, clock=self.clock,
+                               chat_url=None if chat is None else chat.url)
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -57,12 +69,25 @@ class World:
     def __enter__(self) -> World:
         self.loop = asyncio.new_event_loop()
         self.run(self.client.start())
+        self.stop = asyncio.Event()
+        self.chat = None if self.tracker.chat is None else \
+            self.loop.create_task(self.tracker.chat.run(self.stop))
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.chat is not None:
+            self.run(self.chat)
         self.run(self.client.close())
         self.loop.close()
         self.tb.close()
+
+    def settle(self, check: Any, timeout: float = 10.0) -> None:
+        """Let the loop run (chat reads its lines) until `check()` holds."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, "not within the timeout"
+            self.run(asyncio.sleep(0.02))
 
     def step(self, advance: float = 60) -> None:
         """One step of the tracker, then the clock moves on."""
@@ -206,13 +231,17 @@ def _wait(check: Any, timeout: float = 20.0) -> Any:
         time.sleep(0.1)
 
 
-def _tracker(helix: HelixStandIn, data: Path, *extra: str) -> ServerProcess:
+def _tracker(helix: HelixStandIn, data: Path, *extra: str,
+             chat: str | None = None) -> ServerProcess:
+    """A `tallyboard twitch` process; with no `chat`, its chat URL is a port nobody
+    listens on (chat unreachable: a warning, never a failure)."""
     token, refresh = helix.user_token()
     env = {"TALLYBOARD_TWITCH__CLIENT_ID": helix.client_id,
            "TALLYBOARD_TWITCH__TOKEN": token, "TALLYBOARD_TWITCH__REFRESH_TOKEN": refresh,
            "TALLYBOARD_TWITCH__CLIENT_SECRET": helix.client_secret,
            "TALLYBOARD_TWITCH__HELIX_URL": helix.helix_url,
-           "TALLYBOARD_TWITCH__AUTH_URL": helix.auth_url}
+           "TALLYBOARD_TWITCH__AUTH_URL": helix.auth_url,
+           "TALLYBOARD_TWITCH__IRC_URL": chat or f"irc://127.0.0.1:{free_port()}"}
     return ServerProcess(data, "--interval", "1", *extra, command="twitch", env=env,
                          ready="/healthz")
 
@@ -263,9 +292,11 @@ def test_a_tracker_process_moves_adds_and_survives_kill_9(helix: HelixStandIn,
         metrics = httpx.get(f"{proc.url}/metrics").text
         assert 'tallyboard_twitch_polls_total{result="ok"}' in metrics
         assert 'tallyboard_twitch_poll_failures_total{reason="http_500"}' in metrics
+        assert "tallyboard_twitch_chat_connected 0.0" in metrics
     finally:
         proc.stop()
     log = proc.log.read_text()
+    assert "Twitch chat at 127.0.0.1" in log and "is unreachable" in log
     assert "Traceback" not in log
     for token in helix.tokens():
         assert token not in log, "a token was logged"
@@ -300,3 +331,153 @@ def test_a_stream_removed_in_the_second_of_its_poll_still_empties(
         w.step()
         assert w.present("alpha") == set()
         assert w.tb.sessions("ann", space=SPACE)[0]["end"] == T0
+
+
+# ---- Twitch chat: the second source, and raids -------------------------------------------
+def _chat_knows(w: World, *rooms: str) -> Any:
+    return lambda: all(w.tracker.chat is not None and w.tracker.chat.chatters(r) is not None
+                       for r in rooms)
+
+
+def test_chat_is_the_source_where_helix_will_not_list_chatters(
+        helix: HelixStandIn, tmi: TmiStandIn, tmp_path: Path) -> None:
+    helix.go_live("alpha", moderated=False)  # Helix answers 403 for its chatters
+    helix.go_live("beta", ["dan"])
+    tmi.set_room("alpha", ["ann", "bob"])
+    with World(helix, tmp_path, chat=tmi) as w:
+        w.streams.set(["alpha", "beta"])
+        w.step()  # lists the streams, chat joins them (a poll before NAMES records nothing)
+        w.settle(_chat_knows(w, "alpha"))
+        w.step()
+        assert w.present("alpha") == {"ann", "bob"} and w.present("beta") == {"dan"}
+        sources = {s["stream"]: s["source"] for s in w.tracker.state()}
+        assert sources == {"alpha": "irc", "beta": "helix"}
+        tmi.set_room("alpha", ["ann"])  # bob's PART comes in the next batch
+        helix.set_viewers("beta", ["dan", "bob"])
+        w.settle(lambda: w.tracker.chat.chatters("alpha") == ["ann"])  # type: ignore[union-attr]
+        w.step()
+        assert w.migrations() == [("alpha", "beta", 1)]
+        assert w.tb.migrations(space=SPACE, member="bob")["moves"][0]["ts"] == T0 + 120
+
+
+def test_chat_over_1000_or_disconnected_records_nothing(
+        helix: HelixStandIn, tmi: TmiStandIn, tmp_path: Path) -> None:
+    helix.go_live("small", moderated=False)
+    helix.go_live("big", moderated=False, viewer_count=1500)
+    tmi.set_room("small", ["ann", "bob"])
+    tmi.set_room("big", [f"u{i}" for i in range(1500)], moderators=["mod"])
+    with World(helix, tmp_path, chat=tmi) as w:
+        w.streams.set(["small", "big"])
+        w.step()
+        w.settle(_chat_knows(w, "small"))
+        w.step()
+        state = {s["stream"]: s for s in w.tracker.state()}
+        assert w.present("small") == {"ann", "bob"}
+        assert w.present("big") == set() and state["big"]["stale"] == "irc_over_1000"
+        tmi.drop()  # the connection is gone: nothing is known, nobody leaves
+        w.settle(lambda: not w.tracker.chat.connected)  # type: ignore[union-attr]
+        w.step()
+        assert w.present("small") == {"ann", "bob"}
+        assert {s["stream"]: s["stale"] for s in w.tracker.state()}["small"] in (
+            "irc_disconnected", "irc_joining")
+        tmi.set_room("small", ["bob"])  # ann left while we were away
+        w.settle(_chat_knows(w, "small"), timeout=15)  # reconnected (backoff), NAMES again
+        w.step()
+        assert w.present("small") == {"bob"}
+        assert w.tb.sessions("ann", space=SPACE)[0]["end"] == T0 + 180
+
+
+def test_a_raid_is_an_edge_with_the_moves_it_explains(
+        helix: HelixStandIn, tmi: TmiStandIn, tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann", "bob", "cat"])
+    helix.go_live("beta", ["dan"])
+    with World(helix, tmp_path, chat=tmi, t0=math.floor(time.time()) - 70) as w:
+        w.streams.set(["alpha", "beta"])
+        w.step(advance=0)
+        w.settle(lambda: tmi.joined("beta"))
+        w.step(advance=0)
+        tmi.raid("alpha", "beta", 3)
+        w.settle(lambda: len(w.tracker.raids.raids) == 1)
+        tmi.reconnect()  # TMI may say it again after a reconnect: still one raid
+        w.clock.t = math.floor(time.time()) + 1
+        helix.go_offline("alpha")
+        helix.set_viewers("beta", ["dan", "ann", "bob"])
+        w.step()
+        got = w.run(w.tracker.raids_between(None, None))
+        raid = w.tracker.raids.raids[0]
+        assert got == [{"from": "alpha", "to": "beta", "ts": raid.ts, "viewers": 3,
+                        "moved": 2}]
+        assert w.run(w.tracker.raids_between(None, None, "gamma")) == []
+        assert w.run(w.tracker.raids_between(raid.ts + 1, None)) == []
+    assert RaidLog(tmp_path / "twitch-raids.jsonl").raids == [raid]  # kept on disk
+
+
+def test_the_chat_login_pings_and_never_shows_the_token(
+        helix: HelixStandIn, tmi: TmiStandIn, tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann"])
+    with World(helix, tmp_path, chat=tmi) as w:
+        w.streams.set(["alpha"])
+        w.step(advance=0)
+        w.settle(lambda: tmi.joined("alpha"))
+        tmi.ping()
+        w.settle(lambda: "PONG :tmi.twitch.tv" in tmi.received)
+    sent = tmi.received
+    assert "CAP REQ :twitch.tv/membership twitch.tv/tags twitch.tv/commands" in sent
+    assert "PASS ***" in sent and "NICK tallybot" in sent and "JOIN #alpha" in sent
+
+
+def test_irc_lines_parse_as_twitch_sends_them() -> None:
+    m = parse("@msg-id=raid;msg-param-login=Alpha;system-msg=3\\sraiders\\sjoined "
+              ":tmi.twitch.tv USERNOTICE #beta\r\n")
+    assert (m.command, m.params, m.tags["msg-param-login"], m.tags["system-msg"]) == (
+        "USERNOTICE", ["#beta"], "Alpha", "3 raiders joined")
+    m = parse(":Ann!ann@ann.tmi.twitch.tv JOIN #beta")
+    assert (m.nick, m.command, m.params) == ("ann", "JOIN", ["#beta"])
+    m = parse(":me.tmi.twitch.tv 353 me = #beta :ann bob")
+    assert m.params == ["me", "=", "#beta", "ann bob"]
+    assert parse("PING :tmi.twitch.tv").params == ["tmi.twitch.tv"]
+
+
+def test_the_raid_log_survives_a_cut_line_and_keeps_each_raid_once(tmp_path: Path) -> None:
+    path = tmp_path / "twitch-raids.jsonl"
+    log = RaidLog(path)
+    first = Raid("alpha", "beta", 3, 1_780_000_000.5)
+    assert log.add(first) and not log.add(first)
+    with path.open("a") as f:
+        f.write('{"source": "gam')  # kill -9 in the middle of a write
+    again = RaidLog(path)
+    assert again.raids == [first]
+    second = Raid("beta", "gamma", 1, 1_780_000_100.0)
+    assert again.add(second)
+    assert RaidLog(path).raids == [first, second]
+
+
+@pytest.mark.slow
+def test_a_tracker_process_keeps_a_raid_across_kill_9(helix: HelixStandIn, tmi: TmiStandIn,
+                                                      tmp_path: Path) -> None:
+    helix.go_live("alpha", ["ann", "bob"])
+    helix.go_live("beta", ["dan"])
+    proc = _tracker(helix, tmp_path / "data", "--streams", "alpha,beta", chat=tmi.url)
+    proc.start()
+    try:
+        _wait(lambda: tmi.joined("beta") and _present(proc.url, "alpha") == {"ann", "bob"})
+        tmi.raid("alpha", "beta", 2)
+        helix.go_offline("alpha")
+        helix.set_viewers("beta", ["dan", "ann", "bob"])
+
+        def raids() -> list[dict[str, Any]]:
+            got: list[dict[str, Any]] = httpx.get(f"{proc.url}/v1/twitch/raids").json()["raids"]
+            return got
+
+        _wait(lambda: raids() and raids()[0]["moved"] == 2)
+        proc.kill9()
+        proc.start()
+        got = raids()
+        assert [(r["from"], r["to"], r["viewers"], r["moved"]) for r in got] == [
+            ("alpha", "beta", 2, 2)]
+        assert httpx.get(f"{proc.url}/v1/twitch/raids", params={"stream": "gamma"}).json()[
+            "raids"] == []
+        assert httpx.get(f"{proc.url}/v1/twitch/raids",
+                         params={"start": "tomorrow"}).status_code == 400
+    finally:
+        proc.stop()

@@ -290,6 +290,8 @@ class TwitchStreamOut(BaseModel):
     last_poll: float | None = Field(description="unix time the last complete poll began")
     stale: str | None = Field(description="why the last poll recorded nothing, if it did")
     cycle_s: float | None = Field(description="seconds between the last two complete polls")
+    source: str = Field(description="helix, or irc once Helix refused to list the chatters "
+                                    "(the token is not the channel's moderator)")
 
 
 class TwitchStreamsOut(BaseModel):
@@ -299,6 +301,20 @@ class TwitchStreamsOut(BaseModel):
     behind: bool = Field(description="the rate budget cannot poll every live stream at "
                                      "the interval: the biggest movers go first")
     streams: list[TwitchStreamOut]
+
+
+class TwitchRaidOut(BaseModel):
+    from_: str = Field(alias="from", description="the raiding channel")
+    to: str = Field(description="the raided channel")
+    ts: float = Field(description="unix time Twitch sent the raid")
+    viewers: int = Field(description="the raid's viewer count, as Twitch announced it")
+    moved: int = Field(description="moves from -> to whose join came within the raid "
+                                   "window after it (300 s, or two polls if longer)")
+
+
+class TwitchRaidsOut(BaseModel):
+    space: str
+    raids: list[TwitchRaidOut]
 
 
 class TwitchStreamChangeOut(BaseModel):

@@ -1,15 +1,18 @@
 """The /v1/twitch routes of a `tallyboard twitch` process: the watched streams, each with
-its poll state, and adding or removing a stream while it runs (admin scope)."""
+its poll state, adding or removing a stream while it runs (admin scope), and the raids
+heard in chat."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from ..bots.twitch.tracker import Tracker
+from ..bounds import span
+from .params import Instant
 from .routes import JSON, Caller
-from .schemas import TwitchStreamChangeOut, TwitchStreamsOut, errors
+from .schemas import TwitchRaidsOut, TwitchStreamChangeOut, TwitchStreamsOut, errors
 
 router = APIRouter(prefix="/v1/twitch", tags=["twitch"])
 Login = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,25}$",
@@ -46,6 +49,21 @@ async def remove_stream(login: Login, tracker: Watching, who: Caller) -> JSON:
     while it is in the top N)."""
     who.require("admin", [tracker.space])
     return _change(login, await tracker.remove(login))
+
+
+@router.get("/raids", response_model=TwitchRaidsOut, responses=errors())
+async def list_raids(tracker: Watching, who: Caller, start: Instant = None,
+                     end: Instant = None,
+                     stream: Annotated[str | None, Query(
+                         pattern=r"^[A-Za-z0-9_]{1,25}$",
+                         description="only raids from or to this channel")] = None) -> JSON:
+    """Raids heard in chat in [start, end), oldest first: who raided whom with how many
+    viewers, and how many moves from raider to target (presence migrations) followed
+    within the raid window: the moves the raid explains."""
+    who.require("read", [tracker.space])
+    lo, hi = span(start, end)
+    return JSON({"space": tracker.space, "raids": await tracker.raids_between(
+        lo, hi, None if stream is None else stream.lower())})
 
 
 def _change(login: str, changed: bool) -> JSON:

@@ -260,7 +260,8 @@ def twitch(streams: str | None, top: int | None, interval: float | None, space: 
     helix = Helix(t.helix_url, t.auth_url, t.client_id, _secret(t.token),
                   _secret(t.refresh_token), _secret(t.client_secret), on_wait=metrics.waited)
     tracker = Tracker(helix, tally, kept, space=t.space, interval=t.interval, top=t.top,
-                      game_ids=t.game_ids, languages=t.languages, metrics=metrics)
+                      game_ids=t.game_ids, languages=t.languages, metrics=metrics,
+                      chat_url=t.irc_url or None)
     add_twitch_routes(app, tracker)
     console.print(f"[green]tallyboard twitch[/] watching {len(kept.logins)} listed streams"
                   f"{f' and the top {t.top}' if t.top else ''} every {t.interval:g} s into "

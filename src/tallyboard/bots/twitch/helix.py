@@ -107,6 +107,7 @@ class Helix:
         self.client_id, self._token, self._refresh = client_id, token, refresh_token
         self._secret = client_secret
         self.user_id: str | None = None
+        self.login: str | None = None  # the token's user (the IRC nick)
         self.budget = RateBudget()
         self._http = httpx.AsyncClient(timeout=timeout)
         self._on_wait = on_wait
@@ -114,6 +115,10 @@ class Helix:
 
     async def close(self) -> None:
         await self._http.aclose()
+
+    def token(self) -> str | None:
+        """The current access token (for the chat login; never logged)."""
+        return self._token
 
     # -- tokens ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -133,7 +138,7 @@ class Helix:
             return False
         if r.status_code != 200:
             raise PollFailed(f"http_{r.status_code}", "/validate")
-        self.user_id = r.json().get("user_id")
+        self.user_id, self.login = r.json().get("user_id"), r.json().get("login")
         if self.user_id is None:
             log.warning("the Twitch token is an app token: it lists streams but cannot "
                         "read chatters (Get Chatters needs a moderator's user token)")

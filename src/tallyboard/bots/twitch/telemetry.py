@@ -31,6 +31,10 @@ class TwitchMetrics:
                                  "(complete polls, and empty ones for streams that ended)",
                                  registry=r)
         self.watched = Gauge("tallyboard_twitch_streams", "Streams watched now", registry=r)
+        self.chat_up = Gauge("tallyboard_twitch_chat_connected", "1 while connected to "
+                             "Twitch chat (IRC)", registry=r)
+        self.raids = Counter("tallyboard_twitch_raids", "Raids heard in Twitch chat and kept",
+                             registry=r)
         self.behind = Gauge("tallyboard_twitch_behind", "1 while the rate budget cannot "
                             "poll every live stream at the interval", registry=r)
 

@@ -10,6 +10,9 @@ The rules that keep the answers honest:
 - The room's occupants are read from tallyboard, not remembered here: after a restart
   the first complete poll continues every session it still lists, so a restart makes
   no phantom leave or join.
+- Where Helix will not list a stream's chatters (the token is not its moderator: 403),
+  Twitch chat is the source, polled the same way, but only while it knows the room whole
+  (see irc.py); chat also brings the raids, kept as explicit edges.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .helix import Helix, LiveStream, PollFailed
+from .irc import NAMES_LIMIT, ChatMembership, Raid
+from .raids import RaidLog
 from .telemetry import TwitchMetrics
 
 log = logging.getLogger("tallyboard.twitch")
@@ -33,6 +38,9 @@ log = logging.getLogger("tallyboard.twitch")
 TOP_REFRESH = 180.0  # seconds between refreshes of the "top N live streams" list
 LIVE_REFRESH = 60.0  # seconds between checks of which listed streams are live
 CONCURRENT_POLLS = 8  # polls in flight at once (each a chain of pages)
+CHAT_SOON = ("irc_joining", "irc_disconnected")  # chat is (re)joining the room
+CHAT_RETRY = 5.0  # seconds: the next poll of a room chat is joining
+RAID_WINDOW = 300.0  # seconds after a raid in which moves along it are what it explains
 
 
 class StreamList:
@@ -98,22 +106,30 @@ class Watch:
     moved: int = 0  # joins + leaves the last complete poll made
     stale: str | None = None  # why the last poll recorded nothing
     cycle_s: float | None = None  # between the last two complete polls
+    source: str = "helix"  # "irc" once Helix refused to list its chatters (403)
 
     def to_dict(self) -> dict[str, Any]:
         return {"stream": self.login, "live": self.live, "listed": self.listed,
                 "viewer_count": self.viewer_count, "chatters": self.chatters,
-                "last_poll": self.last_poll, "stale": self.stale, "cycle_s": self.cycle_s}
+                "last_poll": self.last_poll, "stale": self.stale, "cycle_s": self.cycle_s,
+                "source": self.source}
 
 
 class Tracker:
-    """Polls the watched streams through `helix` and writes snapshots to `tally` (the
-    embedded engine or a server: blocking calls, run in threads)."""
+    """Polls the watched streams through `helix` (or `chat`, where Helix refuses) and writes
+    snapshots to `tally` (the embedded engine or a server: blocking calls, run in
+    threads); raids heard in chat go to `raids`."""
 
     def __init__(self, helix: Helix, tally: Any, streams: StreamList, *, space: str,
                  interval: float, top: int = 0, game_ids: list[str] | None = None,
                  languages: list[str] | None = None, metrics: TwitchMetrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, chat_url: str | None = None,
+                 raids: RaidLog | None = None) -> None:
         self.helix, self.tally, self.streams = helix, tally, streams
+        self.raids = raids or RaidLog(streams.path.with_name("twitch-raids.jsonl"))
+        self.chat = None if chat_url is None else ChatMembership(
+            chat_url, nick=lambda: helix.login, token=helix.token, on_raid=self._raided,
+            on_state=lambda up: self.metrics.chat_up.set(int(up)))
         self.space, self.interval, self.top_n = space, interval, top
         self.game_ids, self.languages = game_ids or [], languages or []
         self.metrics = metrics or TwitchMetrics()
@@ -142,11 +158,36 @@ class Tracker:
 
     # -- running --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """`step` whenever a stream is due (or the list changed) until `stop` is set."""
-        while not stop.is_set():
-            await self.step()
-            self._wake.clear()
-            await _first(stop, self._wake, self._sleep_s())
+        """`step` whenever a stream is due (or the list changed) until `stop` is set; chat
+        runs beside it (unreachable chat is a warning and a metric, never a stop)."""
+        chat = None if self.chat is None else asyncio.create_task(self.chat.run(stop))
+        try:
+            while not stop.is_set():
+                await self.step()
+                self._wake.clear()
+                await _first(stop, self._wake, self._sleep_s())
+        finally:
+            if chat is not None:
+                await chat
+
+    def _raided(self, raid: Raid) -> None:
+        if self.raids.add(raid):
+            self.metrics.raids.inc()
+
+    async def raids_between(self, start: float | None, end: float | None,
+                            stream: str | None = None) -> list[dict[str, Any]]:
+        """The raids in ``[start, end)``, each with the moves along it (source to target)
+        whose join came within RAID_WINDOW (or two polls, if longer) after it."""
+        window = max(RAID_WINDOW, 2 * self.interval)
+        out = []
+        for r in self.raids.between(start, end, stream):
+            moves = await asyncio.to_thread(self.tally.migrations, source=r.source,
+                                            target=r.target, start=r.ts,
+                                            end=r.ts + window, space=self.space)
+            explained = sum(m["count"] for m in moves["migrations"])
+            out.append({"from": r.source, "to": r.target, "ts": r.ts,
+                        "viewers": r.viewers, "moved": explained})
+        return out
 
     async def step(self) -> None:
         """Refresh the list if due, then poll every due live stream (CONCURRENT_POLLS at a
@@ -218,6 +259,8 @@ class Tracker:
             await self._empty(w.login, now, "no longer watched" if w in gone else "offline")
         self._next_live = now + min(LIVE_REFRESH, self.interval)
         self.metrics.watched.set(len(self.watches))
+        if self.chat is not None:  # every watched stream: raids arrive in its chat
+            self.chat.want(self.watches)
 
     def _see(self, w: Watch, stream: LiveStream | None) -> None:
         if stream is None:
@@ -239,8 +282,7 @@ class Tracker:
         started = self.clock()
         w.due = started + self.interval
         try:
-            assert w.user_id is not None
-            chatters = await self.helix.chatters(w.user_id)
+            chatters = await self._chatters(w)
             if not chatters:
                 raise PollFailed("empty", "a live stream with no chatters listed")
             if w.login not in self.watches or not self.watches[w.login].live:
@@ -250,6 +292,8 @@ class Tracker:
             await self._write(w.login, chatters, started)
         except PollFailed as exc:
             w.stale = exc.reason
+            if exc.reason in CHAT_SOON:  # chat will know the room in moments: ask again
+                w.due = started + min(self.interval, CHAT_RETRY)
             self.metrics.polls.labels(result="failed").inc()
             self.metrics.failures.labels(reason=exc.reason).inc()
             log.warning("poll of %s recorded nothing (%s); the next complete poll "
@@ -263,6 +307,25 @@ class Tracker:
         self.metrics.chatters.labels(stream=w.login).set(len(chatters))
         if w.cycle_s is not None:
             self.metrics.cycle.labels(stream=w.login).set(w.cycle_s)
+
+    async def _chatters(self, w: Watch) -> list[str]:
+        """The stream's chatters from Helix, or from chat once Helix has refused them."""
+        if w.source == "helix":
+            assert w.user_id is not None
+            try:
+                return await self.helix.chatters(w.user_id)
+            except PollFailed as exc:
+                if exc.reason != "http_403" or self.chat is None:
+                    raise
+                log.info("Helix will not list %s's chatters (the token is not its "
+                         "moderator): reading them from chat", w.login)
+                w.source = "irc"
+        assert self.chat is not None
+        got = self.chat.chatters(w.login)
+        if got is None or (w.viewer_count or 0) > NAMES_LIMIT:
+            raise PollFailed(self.chat.why_unknown(w.login) if got is None
+                             else "irc_over_1000")
+        return got
 
     async def _write(self, room: str, members: list[str], at: float) -> None:
         """One snapshot, its id naming the room, second and kind: a retried write counts
