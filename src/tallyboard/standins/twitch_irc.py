@@ -136,7 +136,11 @@ class TmiStandIn:
         self._call(self._hang_up, None)
 
     def ping(self) -> None:
-        self._call(lambda: [c.send("PING :tmi.twitch.tv") for c in self._clients])
+        self._call(self._send_all, "PING :tmi.twitch.tv")
+
+    def _send_all(self, line: str) -> None:
+        for c in self._clients:
+            c.send(line)
 
     def joined(self, channel: str) -> bool:
         """Some client is in `channel` and has had its NAMES."""
