@@ -87,3 +87,21 @@ def test_restart_of_many_small_metrics_costs_what_live_did() -> None:
     text = format_markdown(results)
     assert "## restart: 5,000 small metrics (15,000 events), kill -9" in text
     assert "| restart after kill -9: peak RSS / live RSS | 5,000 small metrics |" in text
+
+
+def test_twitch_workload_polls_every_stream_and_renders() -> None:
+    """The real tracker against the stand-in (a process of its own) at a small scale:
+    every stream polled whole each cycle, snapshots timed one at a time, the section and
+    its target rows rendered."""
+    results = run_bench(["twitch"], scale=0.005, queries=10)
+    tw = results["twitch"]
+    assert tw["chatters"] == 10_000 and len(tw["cycles"]) == 3
+    for cycle in tw["cycles"]:
+        assert cycle["snapshots"] == 500 and cycle["members"] == 10_000
+        assert cycle["stale"] == 0 and cycle["apply_s"] <= cycle["seconds"]
+    assert tw["baseline"]["pages"] >= 500
+    assert tw["queries"]["overlap 7d, every stream"]["calls"] == 500
+    text = format_markdown(results)
+    assert "## twitch: 500 streams, 10,000 chatters" in text
+    assert "| twitch: full poll cycle of every stream, slowest | 500 streams" in text
+    assert "| twitch: memory per tracked chatter |" in text

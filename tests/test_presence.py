@@ -26,7 +26,7 @@ from support import ServerProcess
 from tallyboard import Accepted, Entry, Tallyboard
 from tallyboard.api.app import create_app
 from tallyboard.cli import main
-from tallyboard.errors import OutOfOrder
+from tallyboard.errors import InvalidEvent, OutOfOrder
 from tallyboard.presence import session_index
 from tallyboard.settings import Settings
 
@@ -388,6 +388,18 @@ def test_duplicate_joins_and_orphan_leaves_change_nothing() -> None:
                                    "seconds": 90}]
     assert tb.sessions("bob") == []
     assert tb.presence_noops() == {"duplicate_join": 1, "orphan_leave": 2}
+
+
+def test_a_snapshot_lists_up_to_a_million_members() -> None:
+    """A Twitch channel's chatters are one snapshot: 100,000 was too few for the biggest."""
+    tb = _open(Clock(T))
+    tb.presence([snap("big", [f"v{i}" for i in range(150_000)], T - 10)])
+    assert tb.concurrency(room="big", step="minute", start=T - 10, end=T - 9)[0].peak == \
+        150_000
+    with pytest.raises(InvalidEvent) as err:
+        tb.presence([snap("big", [f"v{i}" for i in range(1_000_001)], T - 5)])
+    assert (err.value.index, err.value.field) == (0, "members")
+    tb.close()
 
 
 def test_snapshot_joins_the_absent_and_leaves_the_unlisted() -> None:

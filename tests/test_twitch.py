@@ -481,3 +481,23 @@ def test_a_tracker_process_keeps_a_raid_across_kill_9(helix: HelixStandIn, tmi: 
                          params={"start": "tomorrow"}).status_code == 400
     finally:
         proc.stop()
+
+
+def test_a_write_tallyboard_refuses_is_a_stale_poll_not_a_stop(
+        helix: HelixStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot over the engine's limit (or a server away, busy): the stream goes stale
+    with tallyboard's reason, the other streams go on, and the next poll tries again."""
+    from tallyboard.presence import ops
+
+    helix.go_live("alpha", ["ann", "bob", "cat"])
+    helix.go_live("beta", ["dan"])
+    monkeypatch.setattr(ops, "MAX_SNAPSHOT", 2)
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha", "beta"])
+        w.step()
+        stale = {s["stream"]: s["stale"] for s in w.tracker.state()}
+        assert stale == {"alpha": "tallyboard_invalid_event", "beta": None}
+        assert w.present("alpha") == set() and w.present("beta") == {"dan"}
+        monkeypatch.setattr(ops, "MAX_SNAPSHOT", 1_000_000)
+        w.step()
+        assert w.present("alpha") == {"ann", "bob", "cat"}

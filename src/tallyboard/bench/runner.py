@@ -39,7 +39,7 @@ COLUMN_BATCH = 100_000
 ROW_BATCH = 1_000
 HTTP_BATCH = 1_000
 # workloads with results of their own shape
-SPECIAL = ("presence", "commits", "hot", "discord", "restart", "live")
+SPECIAL = ("presence", "commits", "hot", "discord", "restart", "live", "twitch")
 
 
 def _quiet(description: str, done: int, total: int) -> None:
@@ -50,7 +50,7 @@ def run_bench(names: list[str], *, scale: float = 1.0, queries: int = 2000,
               http: bool = True, pg: str | None = None, redis: str | None = None,
               progress: Progress = _quiet) -> dict[str, Any]:
     """All requested workloads (and "presence", "commits", "hot", "discord", "restart",
-    "live") as one JSON-able result; "hot" needs both `pg` and `redis`; "live" runs its
+    "live", "twitch") as one JSON-able result; "hot" needs both `pg` and `redis`; "live" runs its
     seed baseline only with `redis`."""
     now = int(time.time()) - 1
     results: dict[str, Any] = {
@@ -99,6 +99,10 @@ def _workload_job(updates: Any, name: str, scale: float, queries: int, http: boo
         if name == "hot":
             assert pg and redis, "the hot store workload needs --pg and --redis"
             return run_hot_store(redis, pg, scale, queries, progress)
+        if name == "twitch":
+            from .twitch import run_twitch
+
+            return run_twitch(Path(tmp), scale, progress)
         if name == "discord":
             # imported here: discord.py is loaded only by the process that runs the bot
             from .discord_bot import run_discord

@@ -21,7 +21,7 @@ from .common import console, out
 @main.command()
 @click.option("--workload", "workloads", multiple=True, show_default=True, default=["all"],
               type=click.Choice(["psd", "study", "reactions", "presence", "commits", "hot",
-                                 "discord", "live", "all"]),
+                                 "discord", "live", "twitch", "all"]),
               help="Workload to run; repeat for several. hot: the shared Redis hot store "
                    "against the seed Redis design (needs --pg and --redis). discord: the "
                    "Discord bot against the local Discord stand-in. live: HTTP reads (top-10 "
@@ -32,7 +32,10 @@ from .common import console, out
                    "--redis; skipped without), in-process reads under 100,000 events/s, and "
                    "presence at scale: 100k-member snapshots, RSS per open session (200,000 "
                    "open at scale 1), restart after 1M presence changes (~5-8 min at scale 1; "
-                   "--scale 0.05 is a smoke run of under a minute).")
+                   "--scale 0.05 is a smoke run of under a minute). twitch: the Twitch "
+                   "tracker polling 500 streams and 2,000,000 chatters (at scale 1) from the "
+                   "Helix stand-in, after a week of moves: cycle time, CPU and memory per "
+                   "chatter, snapshot apply time, overlap and migration queries.")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Fraction of the full event counts (0.05 for a quick look).")
 @click.option("--queries", default=2000, show_default=True, type=click.IntRange(10),
@@ -57,6 +60,7 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
         tallyboard bench --workload all --markdown docs/benchmarks.md
         tallyboard bench --workload study --scale 0.05 --no-http
         tallyboard bench --workload discord
+        tallyboard bench --workload twitch --scale 0.1
         tallyboard bench --workload live --redis redis://127.0.0.1:6379/0
         tallyboard bench --workload hot --pg postgresql://postgres@127.0.0.1/postgres \\
             --redis redis://127.0.0.1:6379/0
@@ -66,7 +70,7 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
     """
     from ..bench.runner import format_markdown, run_bench
 
-    every = ["psd", "study", "reactions", "presence", "commits", "discord", "live"]
+    every = ["psd", "study", "reactions", "presence", "commits", "discord", "live", "twitch"]
     every += ["hot"] if pg_url and redis_url else []
     names = every if "all" in workloads else list(dict.fromkeys(workloads))
     if "hot" in names and not (pg_url and redis_url):

@@ -12,7 +12,7 @@ from .ledger import PresenceOp
 OP_FIELDS = {"join": {"space", "type", "room", "member", "ts", "id"},
              "leave": {"space", "type", "room", "member", "ts", "id"},
              "snapshot": {"space", "type", "room", "members", "ts", "id"}}
-MAX_SNAPSHOT = 100_000
+MAX_SNAPSHOT = 1_000_000  # a big Twitch channel's chatters, in one snapshot
 
 
 class PresenceBatch(list[PresenceOp]):

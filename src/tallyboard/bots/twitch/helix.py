@@ -169,8 +169,9 @@ class Helix:
     # -- calls ----------------------------------------------------------------------------
     async def get(self, path: str, params: Any) -> dict[str, Any]:
         """GET a Helix path: waits out an empty budget and 429s, renews the token once on
-        a 401; any other refusal or a transport error raises PollFailed."""
-        renewed = False
+        a 401, tries once more after a connection error (a GET is safe to repeat); any
+        other refusal, a timeout or a second connection error raises PollFailed."""
+        renewed, retried = False, False
         while True:
             while wait := self.budget.wait_s():
                 await self._wait(wait)
@@ -183,6 +184,9 @@ class Helix:
             except httpx.TimeoutException as exc:
                 raise PollFailed("timeout", path) from exc
             except httpx.TransportError as exc:
+                if not retried:  # a kept-alive connection the server had just closed
+                    retried = True
+                    continue
                 raise PollFailed("unreachable", f"{path}: {type(exc).__name__}") from exc
             finally:
                 self.budget.in_flight -= 1

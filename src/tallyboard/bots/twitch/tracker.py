@@ -18,6 +18,7 @@ The rules that keep the answers honest:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...errors import TallyboardError
 from .helix import Helix, LiveStream, PollFailed
 from .irc import NAMES_LIMIT, ChatMembership, Raid
 from .raids import RaidLog
@@ -138,6 +140,7 @@ class Tracker:
         self._top: list[str] = []
         self._next_top = self._next_live = 0.0
         self._wake = asyncio.Event()
+        self._leaving: dict[str, float] = {}  # unwatched streams not yet emptied: since when
         self.behind = False
 
     # -- the list -------------------------------------------------------------------------
@@ -166,9 +169,11 @@ class Tracker:
                 await self.step()
                 self._wake.clear()
                 await _first(stop, self._wake, self._sleep_s())
-        finally:
+        finally:  # stopped, or a step failed: chat ends with the tracker either way
             if chat is not None:
-                await chat
+                chat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chat
 
     def _raided(self, raid: Raid) -> None:
         if self.raids.add(raid):
@@ -181,9 +186,8 @@ class Tracker:
         window = max(RAID_WINDOW, 2 * self.interval)
         out = []
         for r in self.raids.between(start, end, stream):
-            moves = await asyncio.to_thread(self.tally.migrations, source=r.source,
-                                            target=r.target, start=r.ts,
-                                            end=r.ts + window, space=self.space)
+            moves = await self._ask(self.tally.migrations, source=r.source,
+                                    target=r.target, start=r.ts, end=r.ts + window)
             explained = sum(m["count"] for m in moves["migrations"])
             out.append({"from": r.source, "to": r.target, "ts": r.ts,
                         "viewers": r.viewers, "moved": explained})
@@ -252,11 +256,14 @@ class Tracker:
             w.user_id = w.user_id or ids.get(login) or (live[login].user_id
                                                         if login in live else None)
             self._see(w, live.get(login))
-        gone = [w for login, w in self.watches.items() if login not in wanted]
-        for w in gone:
-            del self.watches[w.login]
-        for w in [*gone, *(w for w in self.watches.values() if not w.live)]:
-            await self._empty(w.login, now, "no longer watched" if w in gone else "offline")
+        for login in [x for x in self.watches if x not in wanted]:
+            del self.watches[login]
+            self._leaving.setdefault(login, now)
+        for login, since in list(self._leaving.items()):  # kept until tallyboard took it
+            await self._empty(login, since, "no longer watched")
+            del self._leaving[login]
+        for w in [w for w in self.watches.values() if not w.live]:
+            await self._empty(w.login, now, "offline")
         self._next_live = now + min(LIVE_REFRESH, self.interval)
         self.metrics.watched.set(len(self.watches))
         if self.chat is not None:  # every watched stream: raids arrive in its chat
@@ -273,7 +280,7 @@ class Tracker:
 
     async def _empty(self, room: str, ts: float, why: str) -> None:
         """Everyone in `room` leaves at `ts` (the stream ended or is no longer watched)."""
-        present = await asyncio.to_thread(self.tally.room, room, space=self.space)
+        present = await self._ask(self.tally.room, room)
         if present["members"]:
             log.info("%s is %s: %d viewers leave", room, why, len(present["members"]))
             await self._write(room, [], ts)
@@ -287,8 +294,8 @@ class Tracker:
                 raise PollFailed("empty", "a live stream with no chatters listed")
             if w.login not in self.watches or not self.watches[w.login].live:
                 return  # went offline or unlisted while polling: that leave stands
-            before = {m["member"] for m in (await asyncio.to_thread(
-                self.tally.room, w.login, space=self.space))["members"]}
+            before = {m["member"] for m in (await self._ask(
+                self.tally.room, w.login))["members"]}
             await self._write(w.login, chatters, started)
         except PollFailed as exc:
             w.stale = exc.reason
@@ -327,13 +334,22 @@ class Tracker:
                              else "irc_over_1000")
         return got
 
+    async def _ask(self, call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """A blocking call of tallyboard, in a thread; its refusal (a server away, busy,
+        or a snapshot over the limit) is a PollFailed, so the stream goes stale and the
+        next poll tries again, instead of the tracker stopping."""
+        try:
+            return await asyncio.to_thread(call, *args, space=self.space, **kw)
+        except TallyboardError as exc:
+            raise PollFailed(f"tallyboard_{exc.code}", exc.message) from exc
+
     async def _write(self, room: str, members: list[str], at: float) -> None:
         """One snapshot, its id naming the room, second and kind: a retried write counts
         once, and a stream ending in the second of its last poll is not taken for it."""
         ts = math.floor(at)
         op = {"type": "snapshot", "room": room, "members": members, "ts": ts,
               "id": f"twitch:{room}:{ts}:{'poll' if members else 'end'}"}
-        await asyncio.to_thread(self.tally.presence, [op], space=self.space)
+        await self._ask(self.tally.presence, [op])
         self.metrics.snapshots.inc()
 
 
