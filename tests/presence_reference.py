@@ -84,6 +84,7 @@ class Migration:
     source: str
     target: str
     ts: int  # the join's time
+    left: int  # the leave's time
 
 
 @dataclass
@@ -198,7 +199,7 @@ def match_migrations(moves: Sequence[Move], window: int) -> list[Migration]:
         other = min(partners, key=order)
         unpaired.remove(other)
         leave, join = (other, mv) if mv.kind == "join" else (mv, other)
-        found.append(Migration(mv.member, leave.room, join.room, join.ts))
+        found.append(Migration(mv.member, leave.room, join.room, join.ts, leave.ts))
     return found
 
 

@@ -26,7 +26,7 @@ from support import ServerProcess
 from tallyboard import Accepted, Entry, Tallyboard
 from tallyboard.api.app import create_app
 from tallyboard.cli import main
-from tallyboard.errors import InvalidEvent, OutOfOrder
+from tallyboard.errors import BadQuery, InvalidEvent, OutOfOrder
 from tallyboard.presence import session_index
 from tallyboard.settings import Settings
 
@@ -218,6 +218,16 @@ def _check_migrations(tb: Tallyboard, ref: Reference, mid: int) -> None:
             assert [(m["from"], m["to"], m["ts"]) for m in got["moves"]] == \
                 [(m.source, m.target, m.ts)
                  for m in sorted(ref.migrations(**f), key=lambda m: m.ts)], f
+    for source in ROOMS:  # the members behind each flow, with their leave and join times
+        for target in ROOMS:
+            for span_ in ({}, {"start": mid}, {"start": mid - 0.5, "end": mid + 300.5}):
+                got = tb.migrations(source=source, target=target, viewers=1000, **span_)
+                behind = sorted(ref.migrations(source=source, target=target, **span_),
+                                key=lambda m: (m.ts, m.member))
+                assert [(v["member"], v["left"], v["joined"]) for v in got["viewers"]] == \
+                    [(m.member, m.left, m.ts) for m in behind], (source, target, span_)
+                assert tb.migrations(source=source, target=target, viewers=1,
+                                     **span_)["viewers"] == got["viewers"][:1]
 
 
 def _rooms_of(ref: Reference, member: str) -> list[str]:
@@ -749,6 +759,19 @@ def test_migrations_endpoint_and_filters(http: TestClient) -> None:
         assert r.status_code == 400 and r.json()["error"]["param"] == "n", r.text
 
 
+def test_flow_viewers_need_both_rooms() -> None:
+    tb = _open(Clock(T))
+    tb.presence([join("a", "ann", T - 100), leave("a", "ann", T - 50),
+                 join("b", "ann", T - 40)])
+    got = tb.migrations(source="a", target="b", viewers=5)
+    assert got["viewers"] == [{"member": "ann", "left": T - 50, "joined": T - 40}]
+    for bad in ({"source": "a"}, {"target": "b"}, {}):
+        with pytest.raises(BadQuery) as err:
+            tb.migrations(viewers=5, **bad)
+        assert err.value.details["param"] == "viewers"
+    tb.close()
+
+
 def test_overlap_endpoint(http: TestClient) -> None:
     http.post("/v1/presence", json=[
         join("a", "ann", T - 5000), join("a", "bob", T - 5000), join("a", "cy", T - 5000),
@@ -780,6 +803,9 @@ def test_join_move_leave_is_one_migration_over_http(http: TestClient, kind: str,
     assert http.get("/v1/migrations").json() == {
         "migrations": [{"from": "a", "to": "b", "count": 1}]}
     assert http.get("/v1/migrations", params={"from": "b"}).json() == {"migrations": []}
+    flow = http.get("/v1/migrations", params={"from": "a", "to": "b", "viewers": 10}).json()
+    assert [v["member"] for v in flow["viewers"]] == ["ann"]
+    assert http.get("/v1/migrations", params={"from": "a", "viewers": 10}).status_code == 400
     moves = http.get("/v1/migrations", params={"member": "ann"}).json()["moves"]
     assert [(m["from"], m["to"]) for m in moves] == [("a", "b")]
 

@@ -176,8 +176,9 @@ class RemoteTallyboard:
     def migrations(self, *, start: Instant | None = None, end: Instant | None = None,
                    source: str | None = None, target: str | None = None,
                    member: str | None = None, n: int | None = None,
+                   viewers: int | None = None,
                    space: str = DEFAULT_SPACE) -> dict[str, Any]:
         got: dict[str, Any] = self._call("GET", "/v1/migrations", params=self._params(
-            None, start=start, end=end, space=space, member=member, n=n,
+            None, start=start, end=end, space=space, member=member, n=n, viewers=viewers,
             **{"from": source, "to": target}))
         return got

@@ -286,16 +286,30 @@ class PresenceEngine:
     def migrations(self, *, start: Instant | None = None,
                    end: Instant | None = None, source: str | None = None,
                    target: str | None = None, member: str | None = None,
-                   n: int | None = None, space: str = "default") -> dict[str, Any]:
+                   n: int | None = None, viewers: int | None = None,
+                   space: str = "default") -> dict[str, Any]:
         """Moves from room to room in ``[start, end)`` (by the join's time), counted per
         pair, most frequent first (the first `n` pairs; all if None); with `member`, also
-        that member's moves in order."""
+        that member's moves in order; with `viewers` (and both rooms), the first that many
+        members behind the flow, each with its leave and join times."""
         lo, hi = span(start, end)
         if n is not None and (type(n) is not int or n < 1):
             raise BadQuery("n must be a whole number of at least 1", "n")
+        if viewers is not None and (type(viewers) is not int or viewers < 1):
+            raise BadQuery("viewers must be a whole number of at least 1", "viewers")
+        if viewers is not None and (source is None or target is None):
+            raise BadQuery("viewers lists the members behind one flow: give from and to",
+                           "viewers")
         found: list[Migration] = []
+        flow: list[Migration] = []
         with self._reading(space):
             ledger = self._ledger(space)
+            if viewers is not None:
+                assert source is not None and target is not None
+                flow = [m for who in ledger.visits.flow_candidates(source, target, lo, hi)
+                        for m in ledger.migrations(who)
+                        if m.source == source and m.target == target
+                        and (lo is None or m.ts >= lo) and (hi is None or m.ts < hi)]
             if member is None:  # counted from the time-ordered index, not every member
                 pairs = ledger.index.counts(lo, hi, source, target, n)
             else:
@@ -311,6 +325,10 @@ class PresenceEngine:
         if member is not None:
             out["moves"] = [{"member": m.member, "from": m.source, "to": m.target, "ts": m.ts}
                             for m in sorted(found, key=lambda m: m.ts)]
+        if viewers is not None:
+            flow.sort(key=lambda m: (m.ts, m.member))
+            out["viewers"] = [{"member": m.member, "left": m.left, "joined": m.ts}
+                              for m in flow[:viewers]]
         return out
 
     def overlap(self, room: str, *, start: Instant | None = None, end: Instant | None = None,

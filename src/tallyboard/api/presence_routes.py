@@ -104,11 +104,15 @@ def get_migrations(eng: Engine, who: Caller, start: Instant = None, end: Instant
                                                                      "member's moves")] = None,
                    n: Annotated[int | None, Query(ge=1, description="only the n most "
                                                   "frequent pairs (default: all)")] = None,
+                   viewers: Annotated[int | None, Query(
+                       ge=1, le=100_000, description="with from and to: also list up to "
+                       "this many of the members behind that flow, each with its leave and "
+                       "join times, the earliest join first")] = None,
                    space: Space = "default") -> JSON:
     """Moves between rooms (a migration's time is its join's), counted per pair."""
     who.require("read", [space])
     return JSON(eng.migrations(start=start, end=end, source=source, target=target,
-                               member=member, n=n, space=space))
+                               member=member, n=n, viewers=viewers, space=space))
 
 
 @router.get("/presence/overlap", response_model=OverlapOut,

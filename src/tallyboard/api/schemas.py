@@ -129,9 +129,19 @@ class Move(BaseModel):
     ts: int
 
 
+class FlowViewer(BaseModel):
+    member: str
+    left: int | None = Field(description="when the member left `from` (null only for a "
+                                         "migration recorded by a version that did not "
+                                         "keep it)")
+    joined: int = Field(description="when the member joined `to`: the migration's time")
+
+
 class MigrationsOut(BaseModel):
     migrations: list[MigrationCount]
     moves: list[Move] | None = None
+    viewers: list[FlowViewer] | None = Field(None, description="with `viewers`: the "
+                                             "members behind the from -> to flow")
 
 
 class OverlapRoom(BaseModel):

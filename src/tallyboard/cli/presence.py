@@ -85,12 +85,24 @@ def rooms(data: Path, url: str | None, key: str | None, space: str) -> None:
 @click.option("--end", help="To (exclusive).")
 @click.option("--member", help="Also list this member's moves.")
 @click.option("-n", "n", type=click.IntRange(min=1), help="Only the n most frequent pairs.")
+@click.option("--from", "source", help="Only moves out of this room.")
+@click.option("--to", "target", help="Only moves into this room.")
+@click.option("--viewers", type=click.IntRange(1, 100_000),
+              help="With --from and --to: list up to this many members behind that flow, "
+                   "with their leave and join times.")
 @store_options
 def migrations(start: str | None, end: str | None, member: str | None, n: int | None,
+               source: str | None, target: str | None, viewers: int | None,
                data: Path, url: str | None, key: str | None, space: str) -> None:
-    """Moves between rooms, counted per pair, most frequent first."""
+    """Moves between rooms, counted per pair, most frequent first.
+
+    \b
+        tallyboard presence migrations --space twitch -n 10
+        tallyboard presence migrations --space twitch --from alpha --to beta --viewers 20
+    """
     with opened(data, url, key, read_only=True) as tb:
-        got = tb.migrations(start=start, end=end, member=member, n=n, space=space)
+        got = tb.migrations(start=start, end=end, member=member, n=n, source=source,
+                            target=target, viewers=viewers, space=space)
     table = Table(title="migrations", title_justify="left")
     for col in ("from", "to", "count"):
         table.add_column(col)
@@ -99,6 +111,13 @@ def migrations(start: str | None, end: str | None, member: str | None, n: int | 
     out.print(table)
     for move in got.get("moves", []):
         out.print(f"  {move['ts']}: {move['from']} → {move['to']}")
+    if "viewers" in got:
+        behind = Table(title=f"members behind {source} → {target}", title_justify="left")
+        for col in ("member", "left", "joined"):
+            behind.add_column(col)
+        for v in got["viewers"]:
+            behind.add_row(v["member"], str(v["left"]), str(v["joined"]))
+        out.print(behind)
 
 
 @presence.command()

@@ -55,12 +55,14 @@ class Change(NamedTuple):
 
 
 class Migration(NamedTuple):
-    """A member left `source` and joined `target`; `ts` is the join's time."""
+    """A member left `source` and joined `target`; `ts` is the join's time, `left` the
+    leave's (None only in a checkpoint written before it was kept)."""
 
     member: str
     source: str
     target: str
     ts: int
+    left: int | None = None
 
 
 class Session(NamedTuple):
@@ -346,7 +348,8 @@ class PresenceLedger:
 
     @staticmethod
     def _found(member: str, leave: _Move, join: _Move, mine: _Moves) -> None:
-        mine.migrations.append(Migration(member, leave[ROOM], join[ROOM], join[TS]))
+        mine.migrations.append(Migration(member, leave[ROOM], join[ROOM], join[TS],
+                                         leave[TS]))
 
     def migrations(self, member: str | None = None) -> Iterator[Migration]:
         """Migrations of `member` (of everyone if None), each member's in time order."""

@@ -23,11 +23,12 @@ BIG_AUDIENCE = 16  # an audience over 1/16 of all members is read in a full scan
 
 
 class SessionIndex:
-    __slots__ = ("_last", "_member_ids", "_room_ids", "_room_rows", "end", "member", "prev",
-                 "room", "room_names", "start")
+    __slots__ = ("_last", "_member_ids", "_room_ids", "_room_rows", "end", "member",
+                 "member_names", "prev", "room", "room_names", "start")
 
     def __init__(self) -> None:
         self._member_ids: dict[str, int] = {}
+        self.member_names: list[str] = []
         self._room_ids: dict[str, int] = {}
         self.room_names: list[str] = []
         self.room = array("i")
@@ -45,6 +46,7 @@ class SessionIndex:
         mid = self._member_ids.get(member)
         if mid is None:
             mid = self._member_ids[member] = len(self._last)
+            self.member_names.append(member)
             self._last.append(-1)
         rid = self._room(room)
         self._room_rows[rid].append(len(self.start))
@@ -116,6 +118,29 @@ class SessionIndex:
         found = [(self.room_names[r], int(counts[r])) for r in np.flatnonzero(counts)]
         found.sort(key=lambda rc: (-rc[1], rc[0]))
         return len(audience), found
+
+    def flow_candidates(self, source: str, target: str, lo: float | None,
+                        hi: float | None) -> list[str]:
+        """Every member who might have moved from `source` to `target` with the join in
+        ``[lo, hi)``: a session in `target` starting then, and any in `source` (a
+        superset, narrowed by the caller against the member's own migrations)."""
+        if source not in self._room_ids or target not in self._room_ids:
+            return []
+        n = len(self.start)
+        members = np.frombuffer(self.member, dtype=np.int32, count=n)
+        starts = np.frombuffer(self.start, dtype=np.int64, count=n)
+        into = np.frombuffer(self._room_rows[self._room_ids[target]], dtype=np.int64)
+        keep = np.ones(len(into), dtype=bool)
+        if lo is not None:
+            keep &= starts[into] >= lo
+        if hi is not None:
+            keep &= starts[into] < hi
+        came = np.zeros(len(self._last), dtype=bool)
+        came[members[into[keep]]] = True
+        was = np.zeros(len(self._last), dtype=bool)
+        was[members[np.frombuffer(self._room_rows[self._room_ids[source]],
+                                  dtype=np.int64)]] = True
+        return [self.member_names[m] for m in np.flatnonzero(came & was)]
 
     def _chains(self, mids: np.ndarray) -> np.ndarray | None:
         """Every row of these members, walking their chains side by side; None when some
