@@ -409,7 +409,7 @@ class Reference:
             if start is None and end is None:
                 return s.end is None
             lo = -math.inf if start is None else math.ceil(start)
-            hi = math.ceil(now if end is None else min(end, now))
+            hi = math.floor(now if end is None else min(end, now))
             last = math.ceil(now) if s.end is None else s.end
             return max(s.start, lo) < min(last, hi)
 

@@ -342,7 +342,7 @@ def _chat_knows(w: World, *rooms: str) -> Any:
 def test_chat_is_the_source_where_helix_will_not_list_chatters(
         helix: HelixStandIn, tmi: TmiStandIn, tmp_path: Path) -> None:
     helix.go_live("alpha", moderated=False)  # Helix answers 403 for its chatters
-    helix.go_live("beta", ["dan"])
+    helix.go_live("beta", ["dan", "tallybot"])  # the tracker's own login: never a viewer
     tmi.set_room("alpha", ["ann", "bob"])
     with World(helix, tmp_path, chat=tmi) as w:
         w.streams.set(["alpha", "beta"])
@@ -360,7 +360,7 @@ def test_chat_is_the_source_where_helix_will_not_list_chatters(
         assert w.tb.migrations(space=SPACE, member="bob")["moves"][0]["ts"] == T0 + 120
 
 
-def test_chat_over_1000_or_disconnected_records_nothing(
+def test_chat_over_the_limit_or_disconnected_records_nothing(
         helix: HelixStandIn, tmi: TmiStandIn, tmp_path: Path) -> None:
     helix.go_live("small", moderated=False)
     helix.go_live("big", moderated=False, viewer_count=1500)
@@ -373,7 +373,7 @@ def test_chat_over_1000_or_disconnected_records_nothing(
         w.step()
         state = {s["stream"]: s for s in w.tracker.state()}
         assert w.present("small") == {"ann", "bob"}
-        assert w.present("big") == set() and state["big"]["stale"] == "irc_over_1000"
+        assert w.present("big") == set() and state["big"]["stale"] == "irc_over_limit"
         tmi.drop()  # the connection is gone: nothing is known, nobody leaves
         w.settle(lambda: not w.tracker.chat.connected)  # type: ignore[union-attr]
         w.step()

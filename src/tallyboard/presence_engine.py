@@ -345,11 +345,11 @@ class PresenceEngine:
                            "start")
         with self._reading(space):
             now = self.clock()
-            if lo is not None:
-                hi = now if hi is None else min(hi, now)
+            if lo is not None:  # the whole seconds of [lo, min(hi, now)), none if after now
+                hi = max(lo, now if hi is None else min(hi, now))
             audience, found = self._ledger(space).visits.overlap(
                 room, None if lo is None else math.ceil(lo),
-                None if hi is None else math.ceil(hi))
+                None if hi is None else math.floor(hi))
         shared = sum(k for _, k in found)
         return {"room": room, "start": lo, "end": hi, "audience": audience,
                 "shared": shared,

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from ..bots.twitch.helix import PollFailed
 from ..bots.twitch.tracker import Tracker
 from ..bounds import span
+from ..errors import StoreUnavailable
 from .params import Instant
 from .routes import JSON, Caller
 from .schemas import TwitchRaidsOut, TwitchStreamChangeOut, TwitchStreamsOut, errors
@@ -62,8 +64,12 @@ async def list_raids(tracker: Watching, who: Caller, start: Instant = None,
     within the raid window: the moves the raid explains."""
     who.require("read", [tracker.space])
     lo, hi = span(start, end)
-    return JSON({"space": tracker.space, "raids": await tracker.raids_between(
-        lo, hi, None if stream is None else stream.lower())})
+    try:
+        raids = await tracker.raids_between(lo, hi, None if stream is None else stream.lower())
+    except PollFailed as exc:  # tallyboard (a server, with --url) cannot answer now
+        raise StoreUnavailable(f"cannot read the migrations the raids explain: {exc}",
+                               retry_after=5) from exc
+    return JSON({"space": tracker.space, "raids": raids})
 
 
 def _change(login: str, changed: bool) -> JSON:

@@ -3,7 +3,8 @@
 What it does as TMI does: CAP REQ is ACKed, PASS/NICK log in (an anonymous justinfan
 needs no PASS), JOIN answers with the JOIN echo and NAMES (353 lines, then 366), listing
 only moderators once a room holds more than 1,000 chatters; JOIN/PART of other chatters
-are sent in batches (every `batch_s`) and not at all in rooms over 1,000; PING expects a
+are sent in batches (every `batch_s`) and not at all in rooms over 1,000; the joiner is
+listed in its own NAMES, as on Twitch; PING expects a
 PONG; RECONNECT asks clients to come back; a raid is a USERNOTICE with msg-id=raid.
 Plain TCP only (`irc://`): TLS is the client's ssl module, not something to stand in for.
 """
@@ -143,7 +144,7 @@ class TmiStandIn:
             c.send(line)
 
     def joined(self, channel: str) -> bool:
-        """Some client is in `channel` and has had its NAMES."""
+        """Some client has joined `channel` (its NAMES sent)."""
         return any(channel in c.channels for c in list(self._clients))
 
     def _broadcast(self, channel: str, line: str) -> None:
@@ -202,7 +203,8 @@ class TmiStandIn:
         c.channels.add(ch)
         c.send(f":{c.nick}!{c.nick}@{c.nick}.tmi.twitch.tv JOIN #{ch}")
         room = self.rooms.get(ch, set())
-        names = sorted(self.moderators.get(ch, set()) if len(room) > LIMIT else room)
+        names = sorted((self.moderators.get(ch, set()) if len(room) > LIMIT else room)
+                       | {c.nick})  # as TMI does, the joiner is in its own NAMES
         for i in range(0, len(names), NAMES_PER_LINE):
             c.send(f":{c.nick}.tmi.twitch.tv 353 {c.nick} = #{ch} :"
                    + " ".join(names[i:i + NAMES_PER_LINE]))

@@ -159,6 +159,8 @@ class Helix:
             r = await self._http.post(self._auth + "/token", data=form)
         except httpx.TransportError as exc:
             raise PollFailed("unreachable", f"{self._auth}: {type(exc).__name__}") from exc
+        if r.status_code == 429 or r.status_code >= 500:  # Twitch is struggling: later
+            raise PollFailed(f"http_{r.status_code}", "/token")
         if r.status_code != 200:
             raise AuthFailed(f"Twitch refused to renew the token ({r.status_code})")
         got = r.json()

@@ -10,7 +10,10 @@ What TMI tells, and so what a snapshot from it can claim:
   seconds late.
 - Above 1,000 chatters NAMES lists only moderators and JOIN/PART stop: the room is not
   known, so it yields no snapshot (never a partial list that would make people leave).
-- After a disconnect nothing is known until NAMES has come again.
+  A room is trusted only below TRUSTED, by its own count and by Helix's viewer_count.
+- After a disconnect nothing is known until NAMES has come again; a connection silent for
+  SILENCE seconds is taken for dead.
+- The tracker's own login is in every room it joins: it is never a chatter.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from urllib.parse import urlsplit
 log = logging.getLogger("tallyboard.twitch")
 
 NAMES_LIMIT = 1000  # above this many chatters TMI lists moderators only, and no JOIN/PART
+TRUSTED = 800  # a room is trusted below this: a margin, as chatters and viewers differ
+SILENCE = 360.0  # seconds without a line: the connection is dead (TMI PINGs every ~5 min)
 JOINS_PER_WINDOW = 20  # TMI's join rate for an unverified account: 20 per 10 s
 JOIN_WINDOW = 10.0
 FIRST_WAIT, LONGEST_WAIT = 1.0, 60.0  # reconnect backoff, doubling
@@ -89,7 +94,7 @@ class Room:
     members: set[str] = field(default_factory=set)
     listing: set[str] | None = None  # NAMES being received
     known: bool = False  # NAMES complete since we joined on this connection
-    overfull: bool = False  # reached NAMES_LIMIT: TMI stops telling, so never known again
+    overfull: bool = False  # reached TRUSTED: TMI may stop telling, so never known again
 
 
 class ChatMembership:
@@ -108,11 +113,13 @@ class ChatMembership:
         self._nick, self._token = nick, token
         self._on_raid, self._on_state = on_raid, on_state
         self.wanted: set[str] = set()
+        self._wait = FIRST_WAIT  # the next reconnect's backoff
         self.rooms: dict[str, Room] = {}
         self.connected = False
         self._writer: asyncio.StreamWriter | None = None
-        self._me = ""
+        self.me = ""
         self._joins: list[float] = []  # when recent JOINs were sent (rate limit)
+        self._joining: set[asyncio.Task[None]] = set()  # JOIN batches of this connection
 
     # -- what the tracker asks ------------------------------------------------------------
     def want(self, channels: Iterable[str]) -> None:
@@ -124,14 +131,14 @@ class ChatMembership:
             self.rooms.pop(ch, None)
             self._send(f"PART #{ch}")
         if new and self.connected:
-            asyncio.get_running_loop().create_task(self._join(sorted(new)))
+            self._join_soon(sorted(new))
 
     def chatters(self, channel: str) -> list[str] | None:
         """Everyone TMI says is in the channel, or None when that is not known whole."""
         room = self.rooms.get(channel)
         if not self.connected or room is None or not room.known or room.overfull:
             return None
-        return sorted(room.members)
+        return sorted(room.members - {self.me})
 
     def why_unknown(self, channel: str) -> str:
         room = self.rooms.get(channel)
@@ -139,45 +146,46 @@ class ChatMembership:
             return "irc_disconnected"
         if room is None or not room.known:
             return "irc_joining"
-        return "irc_over_1000"
+        return "irc_over_limit"
 
     # -- the connection -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, and reconnect with backoff (at once after RECONNECT), until `stop`."""
-        wait = FIRST_WAIT
+        self._wait = FIRST_WAIT
         while not stop.is_set():
             try:
-                asked = await self._session(stop)
-                wait = FIRST_WAIT if asked else wait
-                if asked:
-                    continue
+                if await self._session(stop):
+                    continue  # asked to reconnect: at once
             except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
                 log.warning("Twitch chat at %s:%d is unreachable (%s); trying again in "
-                            "%.0f s", self.host, self.port, type(exc).__name__, wait)
+                            "%.0f s", self.host, self.port, type(exc).__name__, self._wait)
             finally:
                 self._down()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
-            wait = min(wait * 2, LONGEST_WAIT)
+                await asyncio.wait_for(stop.wait(), self._wait)
+            self._wait = min(self._wait * 2, LONGEST_WAIT)
 
     async def _session(self, stop: asyncio.Event) -> bool:
         """One connection until it ends; True if the server asked us to reconnect."""
         ctx = ssl.create_default_context() if self.tls else None
         reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=ctx)
         token, nick = self._token(), self._nick()
-        self._me = nick if token and nick else f"justinfan{int(time.time()) % 100000}"
+        self.me = nick if token and nick else f"justinfan{int(time.time()) % 100000}"
         self._send(f"CAP REQ :{CAPS}")
         if token and nick:
             self._send(f"PASS oauth:{token}", secret=True)
-        self._send(f"NICK {self._me}")
+        self._send(f"NICK {self.me}")
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while True:
                 reading = asyncio.ensure_future(reader.readline())
-                await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
-                if stopping.done():
+                await asyncio.wait([reading, stopping], timeout=SILENCE,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done():
                     reading.cancel()
-                    return False
+                    if stopping.done():
+                        return False
+                    raise ConnectionError(f"no line from Twitch chat in {SILENCE:.0f} s")
                 raw = reading.result()
                 if not raw:
                     raise asyncio.IncompleteReadError(b"", None)
@@ -192,6 +200,9 @@ class ChatMembership:
             log.warning("Twitch chat connection lost: its rooms are unknown until rejoined")
         self.connected = False
         self.rooms.clear()
+        for task in self._joining:
+            task.cancel()
+        self._joining.clear()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -203,14 +214,22 @@ class ChatMembership:
         if not secret:
             log.debug("irc > %s", line)
 
+    def _join_soon(self, channels: list[str]) -> None:
+        task = asyncio.get_running_loop().create_task(self._join(channels))
+        self._joining.add(task)
+        task.add_done_callback(self._joining.discard)
+
     async def _join(self, channels: list[str]) -> None:
-        """JOIN within TMI's rate: at most JOINS_PER_WINDOW in any JOIN_WINDOW seconds."""
+        """JOIN within TMI's rate: at most JOINS_PER_WINDOW in any JOIN_WINDOW seconds
+        (shared by every batch of this connection; cancelled with it)."""
         for ch in channels:
-            now = time.monotonic()
-            self._joins = [t for t in self._joins if now - t < JOIN_WINDOW]
-            if len(self._joins) >= JOINS_PER_WINDOW:
+            while True:
+                now = time.monotonic()
+                self._joins = [t for t in self._joins if now - t < JOIN_WINDOW]
+                if len(self._joins) < JOINS_PER_WINDOW:
+                    break
                 await asyncio.sleep(JOIN_WINDOW - (now - self._joins[0]))
-            if not self.connected or ch not in self.wanted:
+            if not self.connected or ch not in self.wanted or ch in self.rooms:
                 continue
             self._joins.append(time.monotonic())
             self.rooms[ch] = Room()
@@ -225,17 +244,17 @@ class ChatMembership:
         elif cmd == "RECONNECT":
             return True
         elif cmd == "001":
-            self.connected = True
+            self.connected, self._wait = True, FIRST_WAIT
             self._on_state(True)
-            log.info("connected to Twitch chat as %s", self._me)
-            asyncio.get_running_loop().create_task(self._join(sorted(self.wanted)))
+            log.info("connected to Twitch chat as %s", self.me)
+            self._join_soon(sorted(self.wanted))
         elif cmd == "NOTICE" and p and p[-1].lower().startswith("login"):
             log.warning("Twitch chat refused the login: %s", p[-1])
         elif cmd in ("JOIN", "PART") and channel in self.rooms and m.nick:
-            if m.nick != self._me:
+            if m.nick != self.me:
                 room = self.rooms[channel]
                 (room.members.add if cmd == "JOIN" else room.members.discard)(m.nick)
-                room.overfull |= len(room.members) >= NAMES_LIMIT
+                room.overfull |= len(room.members) >= TRUSTED
         elif cmd == "353" and len(p) >= 4:
             named = self.rooms.get(p[2][1:].lower())
             if named is not None:
@@ -245,7 +264,7 @@ class ChatMembership:
             if named is not None:
                 named.members |= named.listing or set()
                 named.listing, named.known = None, True
-                named.overfull |= len(named.members) >= NAMES_LIMIT
+                named.overfull |= len(named.members) >= TRUSTED
         elif cmd == "USERNOTICE" and channel and m.tags.get("msg-id") == "raid":
             self._raid(channel, m.tags)
         return False

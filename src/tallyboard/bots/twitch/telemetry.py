@@ -14,7 +14,8 @@ class TwitchMetrics:
                              registry=r)
         self.failures = Counter("tallyboard_twitch_poll_failures", "Polls and list refreshes "
                                 "that recorded nothing, by reason (timeout, unreachable, "
-                                "http_5xx, empty, not_moderator, ...)", ["reason"], registry=r)
+                                "http_5xx, empty, no_moderator, irc_*, tallyboard_*, ...)",
+                                ["reason"], registry=r)
         self.rate_waits = Counter("tallyboard_twitch_rate_limit_waits", "Times a Helix call "
                                   "waited for the token's rate budget (429 or none left)",
                                   registry=r)

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import TallyboardError
-from .helix import Helix, LiveStream, PollFailed
-from .irc import NAMES_LIMIT, ChatMembership, Raid
+from .helix import AuthFailed, Helix, LiveStream, PollFailed
+from .irc import TRUSTED, ChatMembership, Raid
 from .raids import RaidLog
 from .telemetry import TwitchMetrics
 
@@ -141,18 +141,19 @@ class Tracker:
         self._next_top = self._next_live = 0.0
         self._wake = asyncio.Event()
         self._leaving: dict[str, float] = {}  # unwatched streams not yet emptied: since when
+        self._changed = False  # the list changed since the last refresh
         self.behind = False
 
     # -- the list -------------------------------------------------------------------------
     async def add(self, login: str) -> bool:
         added = self.streams.add(login)
-        self._next_live = 0.0
+        self._changed = True
         self._wake.set()
         return added
 
     async def remove(self, login: str) -> bool:
         removed = self.streams.remove(login)
-        self._next_live = 0.0
+        self._changed = True
         self._wake.set()
         return removed
 
@@ -166,8 +167,8 @@ class Tracker:
         chat = None if self.chat is None else asyncio.create_task(self.chat.run(stop))
         try:
             while not stop.is_set():
+                self._wake.clear()  # before the step: a change during it wakes the next
                 await self.step()
-                self._wake.clear()
                 await _first(stop, self._wake, self._sleep_s())
         finally:  # stopped, or a step failed: chat ends with the tracker either way
             if chat is not None:
@@ -176,8 +177,11 @@ class Tracker:
                     await chat
 
     def _raided(self, raid: Raid) -> None:
-        if self.raids.add(raid):
-            self.metrics.raids.inc()
+        try:
+            if self.raids.add(raid):
+                self.metrics.raids.inc()
+        except OSError as exc:  # the disk, not the chat connection, failed
+            log.error("could not keep the raid %s -> %s: %s", raid.source, raid.target, exc)
 
     async def raids_between(self, start: float | None, end: float | None,
                             stream: str | None = None) -> list[dict[str, Any]]:
@@ -198,9 +202,11 @@ class Tracker:
         time) and wait for them all."""
         try:
             await self.refresh()
-        except PollFailed as exc:  # the list stays as it was; tried again soon
-            log.warning("could not refresh the watched streams: %s", exc)
-            self.metrics.failures.labels(reason=exc.reason).inc()
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, PollFailed) else _reason(exc)
+            log.warning("could not refresh the watched streams: %s", exc,
+                        exc_info=not isinstance(exc, PollFailed | AuthFailed))
+            self.metrics.failures.labels(reason=reason).inc()
             self._next_live = self.clock() + min(LIVE_REFRESH, self.interval)
         slots = asyncio.Semaphore(CONCURRENT_POLLS)
 
@@ -244,8 +250,9 @@ class Tracker:
             top = await self.helix.top(self.top_n, self.game_ids, self.languages)
             self._top = [s.login for s in top]
             self._next_top = now + TOP_REFRESH
-        if now < self._next_live:
+        if now < self._next_live and not self._changed:
             return
+        self._changed = False  # a change from here on is seen at the next refresh
         wanted = list(dict.fromkeys([*self.streams.logins, *self._top]))
         live = await self.helix.live(wanted) if wanted else {}
         unknown = [x for x in wanted if x not in self.watches or not self.watches[x].user_id]
@@ -259,15 +266,15 @@ class Tracker:
         for login in [x for x in self.watches if x not in wanted]:
             del self.watches[login]
             self._leaving.setdefault(login, now)
-        for login, since in list(self._leaving.items()):  # kept until tallyboard took it
-            await self._empty(login, since, "no longer watched")
-            del self._leaving[login]
-        for w in [w for w in self.watches.values() if not w.live]:
-            await self._empty(w.login, now, "offline")
         self._next_live = now + min(LIVE_REFRESH, self.interval)
         self.metrics.watched.set(len(self.watches))
         if self.chat is not None:  # every watched stream: raids arrive in its chat
             self.chat.want(self.watches)
+        for login, since in list(self._leaving.items()):  # kept until tallyboard took it
+            if await self._empty(login, since, "no longer watched"):
+                del self._leaving[login]
+        for w in [w for w in self.watches.values() if not w.live]:
+            await self._empty(w.login, now, "offline")
 
     def _see(self, w: Watch, stream: LiveStream | None) -> None:
         if stream is None:
@@ -278,33 +285,42 @@ class Tracker:
         w.live, w.viewer_count = True, stream.viewer_count
         self.metrics.viewer_count.labels(stream=w.login).set(stream.viewer_count)
 
-    async def _empty(self, room: str, ts: float, why: str) -> None:
-        """Everyone in `room` leaves at `ts` (the stream ended or is no longer watched)."""
-        present = await self._ask(self.tally.room, room)
-        if present["members"]:
-            log.info("%s is %s: %d viewers leave", room, why, len(present["members"]))
-            await self._write(room, [], ts)
+    async def _empty(self, room: str, ts: float, why: str) -> bool:
+        """Everyone in `room` leaves at `ts` (the stream ended or is no longer watched);
+        False if tallyboard could not take it now (tried again at the next refresh)."""
+        try:
+            present = await self._ask(self.tally.room, room)
+            if present["members"]:
+                log.info("%s is %s: %d viewers leave", room, why, len(present["members"]))
+                await self._write(room, [], ts)
+        except PollFailed as exc:
+            log.warning("could not record that %s is %s (%s): tried again soon", room, why,
+                        exc)
+            self.metrics.failures.labels(reason=exc.reason).inc()
+            return False
+        return True
 
     async def _poll(self, w: Watch) -> None:
         started = self.clock()
         w.due = started + self.interval
         try:
-            chatters = await self._chatters(w)
+            chatters = [c for c in await self._chatters(w) if c not in self._selves()]
             if not chatters:
                 raise PollFailed("empty", "a live stream with no chatters listed")
-            if w.login not in self.watches or not self.watches[w.login].live:
-                return  # went offline or unlisted while polling: that leave stands
             before = {m["member"] for m in (await self._ask(
                 self.tally.room, w.login))["members"]}
             await self._write(w.login, chatters, started)
-        except PollFailed as exc:
-            w.stale = exc.reason
-            if exc.reason in CHAT_SOON:  # chat will know the room in moments: ask again
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, PollFailed) else _reason(exc)
+            self.metrics.failures.labels(reason=reason).inc()
+            if reason in CHAT_SOON:  # chat will know the room in moments: ask again
                 w.due = started + min(self.interval, CHAT_RETRY)
             self.metrics.polls.labels(result="failed").inc()
-            self.metrics.failures.labels(reason=exc.reason).inc()
-            log.warning("poll of %s recorded nothing (%s); the next complete poll "
-                        "reconciles", w.login, exc)
+            if w.stale != reason:  # said once per spell, not at every retry
+                log.warning("poll of %s recorded nothing (%s); the next complete poll "
+                            "reconciles", w.login, exc,
+                            exc_info=not isinstance(exc, PollFailed | AuthFailed))
+            w.stale = reason
             return
         now_set = set(chatters)
         w.moved = len(now_set ^ before)
@@ -329,10 +345,14 @@ class Tracker:
                 w.source = "irc"
         assert self.chat is not None
         got = self.chat.chatters(w.login)
-        if got is None or (w.viewer_count or 0) > NAMES_LIMIT:
+        if got is None or (w.viewer_count or 0) >= TRUSTED:
             raise PollFailed(self.chat.why_unknown(w.login) if got is None
-                             else "irc_over_1000")
+                             else "irc_over_limit")
         return got
+
+    def _selves(self) -> set[str]:
+        """The tracker's own logins: it is in every chat it joins, never a viewer."""
+        return {x for x in (self.helix.login, self.chat and self.chat.me) if x}
 
     async def _ask(self, call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """A blocking call of tallyboard, in a thread; its refusal (a server away, busy,
@@ -351,6 +371,11 @@ class Tracker:
               "id": f"twitch:{room}:{ts}:{'poll' if members else 'end'}"}
         await self._ask(self.tally.presence, [op])
         self.metrics.snapshots.inc()
+
+
+def _reason(exc: Exception) -> str:
+    """A short metric label for a failure that is not a PollFailed."""
+    return "auth_failed" if isinstance(exc, AuthFailed) else "error"
 
 
 async def _first(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
