@@ -1,5 +1,5 @@
-"""Docs that cannot rot: docs/grafana/discord-bot.json charts every metric of the Discord bot,
-and names no metric that tallyboard does not export."""
+"""Docs that cannot rot: each board in docs/grafana charts every metric of its bot (the Discord
+bot, the Twitch tracker), and names no metric that tallyboard does not export."""
 
 from __future__ import annotations
 
@@ -15,9 +15,17 @@ from prometheus_client import CollectorRegistry
 import tallyboard
 from tallyboard.api import create_app
 from tallyboard.bots.discord.telemetry import BotMetrics
+from tallyboard.bots.twitch.telemetry import TwitchMetrics
 from tallyboard.engine import Tallyboard
 
-DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "discord-bot.json"
+BOARDS = Path(__file__).resolve().parent.parent / "docs" / "grafana"
+# file -> (uid, title, the bot's metrics, the metric its instance variable lists)
+KINDS: dict[str, tuple[str, str, Any, str]] = {
+    "discord-bot.json": ("tallyboard-discord", "tallyboard — Discord bot", BotMetrics,
+                         "tallyboard_discord_commands_total"),
+    "twitch-tracker.json": ("tallyboard-twitch", "tallyboard — Twitch tracker", TwitchMetrics,
+                            "tallyboard_twitch_polls_total"),
+}
 DATASOURCE = "${datasource}"
 METRIC = re.compile(r"\b(tallyboard_[a-z0-9_]+)\b")
 VARIABLE = re.compile(r"\$\{?(\w+)")
@@ -37,10 +45,14 @@ def exported(registry: CollectorRegistry) -> dict[str, set[str]]:
     return names
 
 
-@pytest.fixture(scope="module")
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    return loaded
+@pytest.fixture(scope="module", params=sorted(KINDS))
+def board(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    loaded: dict[str, Any] = json.loads((BOARDS / request.param).read_text(encoding="utf-8"))
+    return request.param, loaded
+
+
+def test_every_board_is_tested() -> None:
+    assert sorted(p.name for p in BOARDS.glob("*.json")) == sorted(KINDS)
 
 
 def all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -53,15 +65,16 @@ def exprs(dashboard: dict[str, Any]) -> list[str]:
     return [t["expr"] for p in all_panels(dashboard["panels"]) for t in p.get("targets", [])]
 
 
-def test_it_is_a_grafana_dashboard(dashboard: dict[str, Any]) -> None:
-    assert dashboard["uid"] == "tallyboard-discord"
-    assert dashboard["title"] == "tallyboard — Discord bot"
+def test_it_is_a_grafana_dashboard(board: tuple[str, dict[str, Any]]) -> None:
+    name, dashboard = board
+    uid, title, _, instances = KINDS[name]
+    assert dashboard["uid"] == uid
+    assert dashboard["title"] == title
     assert 36 <= dashboard["schemaVersion"] <= 41
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    assert "label_values(tallyboard_discord_commands_total, instance)" in json.dumps(
-        variables["instance"]["query"])
+    assert f"label_values({instances}, instance)" in json.dumps(variables["instance"]["query"])
     panels = list(all_panels(dashboard["panels"]))
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
@@ -84,22 +97,24 @@ def test_it_is_a_grafana_dashboard(dashboard: dict[str, Any]) -> None:
             assert not undefined, f"panel {title!r} uses undefined variables {undefined}"
 
 
-def test_every_bot_metric_has_a_panel(dashboard: dict[str, Any]) -> None:
-    used = {name for expr in exprs(dashboard) for name in METRIC.findall(expr)}
-    missing = [family for family, series in exported(BotMetrics().registry).items()
+def test_every_bot_metric_has_a_panel(board: tuple[str, dict[str, Any]]) -> None:
+    name, dashboard = board
+    used = {m for expr in exprs(dashboard) for m in METRIC.findall(expr)}
+    missing = [family for family, series in exported(KINDS[name][2]().registry).items()
                if not series & used]
-    assert not missing, f"no panel in {DASHBOARD.name} charts {missing}"
+    assert not missing, f"no panel in {name} charts {missing}"
 
 
-def test_every_charted_metric_exists(dashboard: dict[str, Any]) -> None:
+def test_every_charted_metric_exists(board: tuple[str, dict[str, Any]]) -> None:
+    name, dashboard = board
     engine = tallyboard.open("memory://")
     try:
         assert isinstance(engine, Tallyboard)
         app = create_app(engine)
-        known = set().union(*exported(BotMetrics().registry).values(),
+        known = set().union(*exported(KINDS[name][2]().registry).values(),
                             *exported(app.state.telemetry.registry).values())
     finally:
         engine.close()
     for expr in exprs(dashboard):
         unknown = set(METRIC.findall(expr)) - known
-        assert not unknown, f"{DASHBOARD.name} queries unknown metrics {unknown}: {expr}"
+        assert not unknown, f"{name} queries unknown metrics {unknown}: {expr}"

@@ -327,10 +327,13 @@ def test_a_stream_removed_in_the_second_of_its_poll_still_empties(
     with World(helix, tmp_path) as w:
         w.streams.set(["alpha"])
         w.step(advance=0.5)
+        gauge = w.tracker.metrics.registry.get_sample_value
+        assert gauge("tallyboard_twitch_chatters", {"stream": "alpha"}) == 1
         w.run(w.tracker.remove("alpha"))
         w.step()
         assert w.present("alpha") == set()
         assert w.tb.sessions("ann", space=SPACE)[0]["end"] == T0
+        assert gauge("tallyboard_twitch_chatters", {"stream": "alpha"}) is None  # forgotten
 
 
 # ---- Twitch chat: the second source, and raids -------------------------------------------

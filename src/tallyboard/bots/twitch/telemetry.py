@@ -3,6 +3,8 @@ engine (one /metrics shows both)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -38,6 +40,13 @@ class TwitchMetrics:
                              registry=r)
         self.behind = Gauge("tallyboard_twitch_behind", "1 while the rate budget cannot "
                             "poll every live stream at the interval", registry=r)
+
+    def forget(self, stream: str) -> None:
+        """A stream no longer watched leaves the per-stream gauges (with --top, the
+        streams come and go: their last values would otherwise stay forever)."""
+        for gauge in (self.cycle, self.chatters, self.viewer_count):
+            with contextlib.suppress(KeyError):
+                gauge.remove(stream)
 
     def waited(self, seconds: float) -> None:
         self.rate_waits.inc()

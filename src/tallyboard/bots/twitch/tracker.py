@@ -266,6 +266,7 @@ class Tracker:
         for login in [x for x in self.watches if x not in wanted]:
             del self.watches[login]
             self._leaving.setdefault(login, now)
+            self.metrics.forget(login)
         self._next_live = now + min(LIVE_REFRESH, self.interval)
         self.metrics.watched.set(len(self.watches))
         if self.chat is not None:  # every watched stream: raids arrive in its chat
