@@ -51,10 +51,10 @@ class World:
 
     def __init__(self, standin: HelixStandIn, tmp: Path, *, interval: float = 60,
                  token: str | None = None, refresh: str | None = None,
-                 chat: TmiStandIn | None = None, t0: float = T0) -> None:
+                 chat: TmiStandIn | None = None, t0: float = T0, app: bool = False) -> None:
         self.standin, self.clock = standin, Clock(t0)
         self.tb = tallyboard.open("memory://", clock=self.clock)
-        if token is None:
+        if token is None and not app:  # app: no token, so client credentials at start
             token, refresh = standin.user_token()
         self.client = Helix(standin.helix_url, standin.auth_url, standin.client_id, token,
                             refresh, standin.client_secret)
@@ -504,3 +504,20 @@ def test_a_write_tallyboard_refuses_is_a_stale_poll_not_a_stop(
         monkeypatch.setattr(ops, "MAX_SNAPSHOT", 1_000_000)
         w.step()
         assert w.present("alpha") == {"ann", "bob", "cat"}
+
+
+def test_an_app_token_reads_chatters_from_chat(helix: HelixStandIn, tmi: TmiStandIn,
+                                                tmp_path: Path) -> None:
+    """Client credentials list streams but no chatters: chat (anonymous, as justinfan)
+    is then the source, and the anonymous login is not a viewer."""
+    helix.go_live("alpha", ["ann", "bob"])
+    tmi.set_room("alpha", ["ann", "bob"])
+    with World(helix, tmp_path, chat=tmi, app=True) as w:
+        assert w.client.user_id is None
+        w.streams.set(["alpha"])
+        w.step()
+        w.settle(_chat_knows(w, "alpha"))
+        w.step()
+        assert w.present("alpha") == {"ann", "bob"}
+        assert [s["source"] for s in w.tracker.state()] == ["irc"]
+    assert any(line.startswith("NICK justinfan") for line in tmi.received)

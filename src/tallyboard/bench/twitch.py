@@ -52,28 +52,30 @@ def run_twitch(tmp: Path, scale: float, progress: Progress) -> dict[str, Any]:
     out: dict[str, Any] = {"streams": STREAMS, "chatters": chatters,
                            "biggest": sizes[:3], "history_days": WEEK // 86_400}
     tb = Tallyboard(log_from_url(str(tmp / "data")))
-    now = int(time.time())
-    out["history"] = _history(tb, rnd, names, room_of, logins, now - WEEK, now - 60, progress)
-
-    ctx = multiprocessing.get_context("spawn")
-    here, there = ctx.Pipe()
-    child = ctx.Process(target=_standin, args=(there,), daemon=True)
-    child.start()
     try:
-        helix_url, auth_url, client_id, token = here.recv()
-        for login, members in zip(logins, _rooms(names, room_of), strict=True):
-            _ask(here, "go_live", login, members)
-        out["cycles"], out["baseline"] = asyncio.run(_live(
-            tb, here, (helix_url, auth_url, client_id, token), tmp, names, room_of,
-            logins, rnd, progress))
+        now = int(time.time())
+        out["history"] = _history(tb, rnd, names, room_of, logins, now - WEEK, now - 60, progress)
+
+        ctx = multiprocessing.get_context("spawn")
+        here, there = ctx.Pipe()
+        child = ctx.Process(target=_standin, args=(there,), daemon=True)
+        child.start()
+        try:
+            helix_url, auth_url, client_id, token = here.recv()
+            for login, members in zip(logins, _rooms(names, room_of), strict=True):
+                _ask(here, "go_live", login, members)
+            out["cycles"], out["baseline"] = asyncio.run(_live(
+                tb, here, (helix_url, auth_url, client_id, token), tmp, names, room_of,
+                logins, rnd, progress))
+        finally:
+            here.send(None)
+            child.join(10)
+        out["rss_mb"] = (rss_bytes() - rss0) / 2**20
+        out["kb_per_chatter"] = (rss_bytes() - rss0) / chatters / 1024
+        out["sessions"] = out["history"]["sessions"]
+        out["queries"] = _queries(tb, logins, progress)
     finally:
-        here.send(None)
-        child.join(10)
-    out["rss_mb"] = (rss_bytes() - rss0) / 2**20
-    out["kb_per_chatter"] = (rss_bytes() - rss0) / chatters / 1024
-    out["sessions"] = out["history"]["sessions"]
-    out["queries"] = _queries(tb, logins, progress)
-    tb.close()
+        tb.close()
     return out
 
 

@@ -73,7 +73,7 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
     except (TallyboardError, ValueError) as exc:
         raise click.ClickException(redact(str(exc))) from exc
     if d.url:
-        tally: Any = RemoteTallyboard(d.url, key=d.key.get_secret_value() if d.key else None)
+        tally: Any = RemoteTallyboard(d.url, key=_secret(d.key))
         app = create_bot_app(state, settings)
         registry = app.state.registry
     else:
@@ -249,7 +249,7 @@ def twitch(streams: str | None, top: int | None, interval: float | None, space: 
     if asked:
         kept.set([*kept.logins, *asked])
     if t.url:
-        tally: Any = RemoteTallyboard(t.url, key=t.key.get_secret_value() if t.key else None)
+        tally: Any = RemoteTallyboard(t.url, key=_secret(t.key))
         app = create_bot_app(None, settings)
         registry = app.state.registry
     else:

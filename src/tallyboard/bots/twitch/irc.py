@@ -34,6 +34,7 @@ TRUSTED = 800  # a room is trusted below this: a margin, as chatters and viewers
 SILENCE = 360.0  # seconds without a line: the connection is dead (TMI PINGs every ~5 min)
 JOINS_PER_WINDOW = 20  # TMI's join rate for an unverified account: 20 per 10 s
 JOIN_WINDOW = 10.0
+JOIN_RETRY = 60.0  # seconds without NAMES after a JOIN: it is sent again
 FIRST_WAIT, LONGEST_WAIT = 1.0, 60.0  # reconnect backoff, doubling
 CAPS = "twitch.tv/membership twitch.tv/tags twitch.tv/commands"
 
@@ -94,6 +95,7 @@ class Room:
     members: set[str] = field(default_factory=set)
     listing: set[str] | None = None  # NAMES being received
     known: bool = False  # NAMES complete since we joined on this connection
+    asked: float = field(default_factory=time.monotonic)  # when its JOIN was sent
     overfull: bool = False  # reached TRUSTED: TMI may stop telling, so never known again
 
 
@@ -136,6 +138,10 @@ class ChatMembership:
     def chatters(self, channel: str) -> list[str] | None:
         """Everyone TMI says is in the channel, or None when that is not known whole."""
         room = self.rooms.get(channel)
+        if self.connected and room is not None and not room.known \
+                and time.monotonic() - room.asked > JOIN_RETRY:  # TMI never answered
+            del self.rooms[channel]
+            self._join_soon([channel])
         if not self.connected or room is None or not room.known or room.overfull:
             return None
         return sorted(room.members - {self.me})
@@ -159,6 +165,8 @@ class ChatMembership:
             except (OSError, asyncio.IncompleteReadError, ssl.SSLError) as exc:
                 log.warning("Twitch chat at %s:%d is unreachable (%s); trying again in "
                             "%.0f s", self.host, self.port, type(exc).__name__, self._wait)
+            except Exception:  # a line too long, a bug: chat must come back all the same
+                log.exception("Twitch chat failed; reconnecting in %.0f s", self._wait)
             finally:
                 self._down()
             with contextlib.suppress(TimeoutError):

@@ -339,10 +339,10 @@ class Tracker:
             try:
                 return await self.helix.chatters(w.user_id)
             except PollFailed as exc:
-                if exc.reason != "http_403" or self.chat is None:
+                if exc.reason not in ("http_403", "no_moderator") or self.chat is None:
                     raise
                 log.info("Helix will not list %s's chatters (the token is not its "
-                         "moderator): reading them from chat", w.login)
+                         "moderator's user token): reading them from chat", w.login)
                 w.source = "irc"
         assert self.chat is not None
         got = self.chat.chatters(w.login)
