@@ -305,7 +305,8 @@ class Tracker:
         started = self.clock()
         w.due = started + self.interval
         try:
-            chatters = [c for c in await self._chatters(w) if c not in self._selves()]
+            selves = self._selves()
+            chatters = [c for c in await self._chatters(w) if c not in selves]
             if not chatters:
                 raise PollFailed("empty", "a live stream with no chatters listed")
             before = {m["member"] for m in (await self._ask(
