@@ -1,8 +1,10 @@
-"""A bot's HTTP side, served on the bot's own event loop."""
+"""A bot's HTTP side, served on the bot's own event loop, and the signals that stop both."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import signal
 from collections.abc import Iterator
 
 import uvicorn
@@ -25,3 +27,16 @@ def bot_server(app: FastAPI, host: str, port: int) -> QuietServer:
     return QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                       access_log=False, lifespan="off",
                                       http=json_errors_protocol()))
+
+
+@contextlib.contextmanager
+def stopped_by_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` while inside (the bot's runner owns the shutdown)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -7,7 +7,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
@@ -20,6 +20,12 @@ from ..settings import Settings
 from . import main
 from .common import console, out
 from .server import open_engine, settings_or_exit
+
+if TYPE_CHECKING:  # the web stack is imported by the bot commands only, when they run
+    from fastapi import FastAPI
+    from prometheus_client import CollectorRegistry
+
+    from ..bots.state import BotState
 
 
 @main.command()
@@ -54,12 +60,10 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
     """
     import discord as discord_py
 
-    from ..api import add_bot_routes, create_app, create_bot_app
     from ..bots.discord.bot import StatsBot
     from ..bots.discord.run import serve
     from ..bots.discord.telemetry import BotMetrics
     from ..bots.state import open_state
-    from ..client import RemoteTallyboard
 
     settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url)
     d = settings.discord.model_copy(update={k: v for k, v in (("url", url),
@@ -72,15 +76,7 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
         state = open_state(d.state or _default_state(settings))
     except (TallyboardError, ValueError) as exc:
         raise click.ClickException(redact(str(exc))) from exc
-    if d.url:
-        tally: Any = RemoteTallyboard(d.url, key=_secret(d.key))
-        app = create_bot_app(state, settings)
-        registry = app.state.registry
-    else:
-        tally = open_engine(settings)
-        app = create_app(tally, settings)
-        add_bot_routes(app, state)
-        registry = app.state.telemetry.registry
+    tally, app, registry = _beside_engine(d.url, d.key, settings, state)
     bot = StatsBot(tally, state, BotMetrics(registry), metric=d.metric,
                    sync_commands=d.sync_commands)
     console.print(f"[green]tallyboard discord[/] reporting to "
@@ -97,6 +93,24 @@ def discord(host: str | None, port: int | None, data: Path | None, config_file: 
     finally:
         tally.close()
         state.close()
+
+
+def _beside_engine(url: str | None, key: SecretStr | None, settings: Settings,
+                   state: BotState | None) -> tuple[Any, FastAPI, CollectorRegistry]:
+    """A bot's tallyboard (a server at `url`, else the embedded engine), its HTTP app (the
+    bot's own routes, and `state`'s; beside the engine, the whole API too) and the
+    Prometheus registry its metrics join, so one /metrics shows all."""
+    from ..api import add_bot_routes, create_app, create_bot_app  # the web stack: bots only
+    from ..client import RemoteTallyboard
+
+    if url:
+        app = create_bot_app(state, settings)
+        return RemoteTallyboard(url, key=_secret(key)), app, app.state.registry
+    tally = open_engine(settings)
+    app = create_app(tally, settings)
+    if state is not None:
+        add_bot_routes(app, state)
+    return tally, app, app.state.telemetry.registry
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -226,12 +240,11 @@ def twitch(streams: str | None, top: int | None, interval: float | None, space: 
         curl 'localhost:8080/v1/migrations?space=twitch&n=10'
         curl -X PUT localhost:8080/v1/twitch/streams/xqc   # watch one more (admin key)
     """
-    from ..api import add_twitch_routes, create_app, create_bot_app
+    from ..api import add_twitch_routes
     from ..bots.twitch.helix import AuthFailed, Helix
     from ..bots.twitch.run import serve
     from ..bots.twitch.telemetry import TwitchMetrics
     from ..bots.twitch.tracker import StreamList, Tracker, normal_login
-    from ..client import RemoteTallyboard
 
     settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url)
     t = settings.twitch.model_copy(update={k: v for k, v in (
@@ -248,14 +261,7 @@ def twitch(streams: str | None, top: int | None, interval: float | None, space: 
         raise click.ClickException(str(exc)) from exc
     if asked:
         kept.set([*kept.logins, *asked])
-    if t.url:
-        tally: Any = RemoteTallyboard(t.url, key=_secret(t.key))
-        app = create_bot_app(None, settings)
-        registry = app.state.registry
-    else:
-        tally = open_engine(settings)
-        app = create_app(tally, settings)
-        registry = app.state.telemetry.registry
+    tally, app, registry = _beside_engine(t.url, t.key, settings, None)
     metrics = TwitchMetrics(registry)
     helix = Helix(t.helix_url, t.auth_url, t.client_id, _secret(t.token),
                   _secret(t.refresh_token), _secret(t.client_secret), on_wait=metrics.waited)

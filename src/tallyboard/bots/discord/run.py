@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 import aiohttp
 import discord
@@ -21,7 +20,7 @@ from discord.utils import MISSING
 from fastapi import FastAPI
 
 from ...redact import redact
-from ..web import bot_server
+from ..web import bot_server, stopped_by_signals
 from .bot import StatsBot
 
 log = logging.getLogger("tallyboard.discord")
@@ -39,10 +38,7 @@ async def serve(bot: StatsBot, token: str, app: FastAPI, host: str, port: int) -
     bot: its error is raised here)."""
     server = bot_server(app, host, port)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with stopped_by_signals(stop):
         async with bot:
             running = [asyncio.create_task(_run_bot(bot, token, stop), name="discord"),
                        asyncio.create_task(server.serve(), name="http"),
@@ -56,9 +52,6 @@ async def serve(bot: StatsBot, token: str, app: FastAPI, host: str, port: int) -
             for outcome in outcomes[:2]:
                 if isinstance(outcome, Exception):
                     raise outcome
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
 
 
 async def _run_bot(bot: StatsBot, token: str, stop: asyncio.Event) -> None:

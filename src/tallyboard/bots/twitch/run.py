@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 
 from fastapi import FastAPI
 
-from ..web import bot_server
+from ..web import bot_server, stopped_by_signals
 from .helix import Helix, PollFailed
 from .tracker import Tracker
 
@@ -26,23 +25,19 @@ LONGEST_WAIT = 60.0
 async def serve(tracker: Tracker, app: FastAPI, host: str, port: int) -> None:
     server = bot_server(app, host, port)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        running = [asyncio.create_task(_track(tracker, stop), name="twitch"),
-                   asyncio.create_task(server.serve(), name="http")]
-        waiting = asyncio.create_task(stop.wait())
-        await asyncio.wait([*running, waiting], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()
-        server.should_exit = True
-        outcomes = await asyncio.gather(*running, waiting, return_exceptions=True)
-        for outcome in outcomes[:2]:
-            if isinstance(outcome, Exception):
-                raise outcome
+        with stopped_by_signals(stop):
+            running = [asyncio.create_task(_track(tracker, stop), name="twitch"),
+                       asyncio.create_task(server.serve(), name="http")]
+            waiting = asyncio.create_task(stop.wait())
+            await asyncio.wait([*running, waiting], return_when=asyncio.FIRST_COMPLETED)
+            stop.set()
+            server.should_exit = True
+            outcomes = await asyncio.gather(*running, waiting, return_exceptions=True)
+            for outcome in outcomes[:2]:
+                if isinstance(outcome, Exception):
+                    raise outcome
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         await tracker.helix.close()
 
 
