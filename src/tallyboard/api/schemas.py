@@ -319,7 +319,9 @@ class TwitchRaidOut(BaseModel):
     ts: float = Field(description="unix time Twitch sent the raid")
     viewers: int = Field(description="the raid's viewer count, as Twitch announced it")
     moved: int = Field(description="moves from -> to whose join came within the raid "
-                                   "window after it (300 s, or two polls if longer)")
+                                   "window after it (300 s, or two polls if longer; from "
+                                   "an interval and 10 s before, as joins carry their "
+                                   "poll's start)")
 
 
 class TwitchRaidsOut(BaseModel):

@@ -42,6 +42,7 @@ LIVE_REFRESH = 60.0  # seconds between checks of which listed streams are live
 CONCURRENT_POLLS = 8  # polls in flight at once (each a chain of pages)
 CHAT_SOON = ("irc_joining", "irc_disconnected")  # chat is (re)joining the room
 CHAT_RETRY = 5.0  # seconds: the next poll of a room chat is joining
+POLL_SLACK = 10.0  # seconds a poll may take between its start and its pages
 RAID_WINDOW = 300.0  # seconds after a raid in which moves along it are what it explains
 
 
@@ -186,12 +187,17 @@ class Tracker:
     async def raids_between(self, start: float | None, end: float | None,
                             stream: str | None = None) -> list[dict[str, Any]]:
         """The raids in ``[start, end)``, each with the moves along it (source to target)
-        whose join came within RAID_WINDOW (or two polls, if longer) after it."""
+        whose join came within RAID_WINDOW (or two polls, if longer) after it. A join is
+        stamped with the start of the poll that saw it (in whole seconds), which may have
+        begun up to an interval (and the poll's own time) before the raid, so the count
+        starts that much earlier."""
         window = max(RAID_WINDOW, 2 * self.interval)
         out = []
         for r in self.raids.between(start, end, stream):
             moves = await self._ask(self.tally.migrations, source=r.source,
-                                    target=r.target, start=r.ts, end=r.ts + window)
+                                    target=r.target,
+                                    start=math.floor(r.ts - self.interval - POLL_SLACK),
+                                    end=r.ts + window)
             explained = sum(m["count"] for m in moves["migrations"])
             out.append({"from": r.source, "to": r.target, "ts": r.ts,
                         "viewers": r.viewers, "moved": explained})
