@@ -169,6 +169,34 @@ def test_a_stream_going_offline_is_a_real_leave_and_starts_clean_when_back(
         assert [s["start"] for s in w.tb.sessions("bob", space=SPACE)] == [T0, T0 + 120]
 
 
+def test_viewers_over_time_put_helix_viewer_count_beside_the_chatters(
+        helix: HelixStandIn, tmp_path: Path) -> None:
+    """Each live check keeps Helix's viewer_count; a bucket's is the mean of its checks,
+    beside the chatters present (peak and average) as presence counts them."""
+    helix.go_live("alpha", ["ann", "bob"], viewer_count=10)
+    with World(helix, tmp_path) as w:
+        w.streams.set(["alpha"])
+        w.step()  # T0
+        helix.go_live("alpha", ["ann", "bob", "cat"], viewer_count=21)
+        w.run(w.tracker.step())  # T0 + 60
+        w.tracker._changed = True  # a second check in the same second counts once
+        w.run(w.tracker.refresh())
+        w.clock.t += 60
+        helix.go_offline("alpha")
+        w.step()  # T0 + 120: offline, everyone leaves, no check kept
+        w.clock.t = T0 + 180
+
+        hour = w.run(w.tracker.viewers("alpha", start=T0, end=T0 + 180, step="hour"))
+        assert [(p["peak"], p["viewer_count"], p["checks"]) for p in hour] == [(3, 15.5, 2)]
+        assert hour[0]["avg"] == (2 * 60 + 3 * 60) / 180  # chatter-seconds over seconds
+        minutes = w.run(w.tracker.viewers("alpha", start=T0, end=T0 + 180, step="minute"))
+        seen = [(p["viewer_count"], p["checks"]) for p in minutes if p["checks"]]
+        assert seen == [(10, 1), (21, 1)]
+        assert all(p["viewer_count"] is None for p in minutes if not p["checks"])
+        assert w.run(w.tracker.viewers("beta", start=T0, end=T0 + 60, step="hour"))[0][
+            "viewer_count"] is None  # never checked: no samples, not an error
+
+
 def test_streams_added_and_removed_while_running(helix: HelixStandIn, tmp_path: Path) -> None:
     helix.go_live("alpha", ["ann"])
     helix.go_live("beta", ["bob"])
@@ -289,6 +317,15 @@ def test_a_tracker_process_moves_adds_and_survives_kill_9(helix: HelixStandIn,
         assert _present(proc.url, "gamma") == {"eve"}  # still watched after the restart
         assert httpx.delete(f"{proc.url}/v1/twitch/streams/gamma").json()["changed"]
         _wait(lambda: _present(proc.url, "gamma") == set())
+        viewers = httpx.get(f"{proc.url}/v1/twitch/viewers", params={
+            "stream": "Alpha", "start": int(time.time()) - 3600, "step": "hour"}).json()
+        assert viewers["stream"] == "alpha"
+        assert sum(p["checks"] for p in viewers["points"]) >= 2
+        assert all(1 <= p["viewer_count"] <= 3 for p in viewers["points"] if p["checks"])
+        assert max(p["peak"] for p in viewers["points"]) == 3
+        bad = httpx.get(f"{proc.url}/v1/twitch/viewers", params={
+            "stream": "alpha", "start": int(time.time()) + 60})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_query"
         metrics = httpx.get(f"{proc.url}/metrics").text
         assert 'tallyboard_twitch_polls_total{result="ok"}' in metrics
         assert 'tallyboard_twitch_poll_failures_total{reason="http_500"}' in metrics
@@ -314,6 +351,10 @@ def test_a_tracker_process_writes_to_a_server_with_url(helix: HelixStandIn,
         _wait(lambda: _present(server.url, "alpha") == {"ann", "bob"})
         assert httpx.get(f"{proc.url}/v1/twitch/streams").json()["streams"][0]["chatters"] == 2
         assert not (tmp_path / "tracker" / "events.sqlite3").exists()
+        viewers = httpx.get(f"{proc.url}/v1/twitch/viewers", params={  # read of the server
+            "stream": "alpha", "start": int(time.time()) - 60, "step": "minute"}).json()
+        assert max(p["peak"] for p in viewers["points"]) == 2
+        assert {p["viewer_count"] for p in viewers["points"] if p["checks"]} == {2.0}
     finally:
         proc.stop()
         server.stop()

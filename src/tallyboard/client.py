@@ -18,6 +18,7 @@ from .bounds import Instant
 from .core.events import Event
 from .core.results import Accepted, Entry, Leaderboard, Point, Rank, Run, Streak
 from .engine import DEFAULT_SPACE
+from .presence.concurrency import Bucket
 
 _BY_CODE: dict[str, type[errors.TallyboardError]] = {
     cls.code: cls for cls in (errors.BadQuery, errors.BadRequest, errors.Unauthorized,
@@ -166,6 +167,13 @@ class RemoteTallyboard:
         got: dict[str, Any] = self._call("GET", f"/v1/presence/rooms/{path_segment(room)}",
                                          params={"space": space})
         return got
+
+    def concurrency(self, *, room: str | None = None, step: str = "hour",
+                    start: Instant | None = None, end: Instant | None = None,
+                    space: str = DEFAULT_SPACE) -> list[Bucket]:
+        got = self._call("GET", "/v1/presence/concurrency", params=self._params(
+            None, room=room, step=step, start=start, end=end, space=space))
+        return [Bucket(**p) for p in got["points"]]
 
     def overlap(self, room: str, *, start: Instant | None = None, end: Instant | None = None,
                 n: int | None = None, space: str = DEFAULT_SPACE) -> dict[str, Any]:

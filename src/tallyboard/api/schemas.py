@@ -329,6 +329,22 @@ class TwitchRaidsOut(BaseModel):
     raids: list[TwitchRaidOut]
 
 
+class TwitchViewersPointOut(BaseModel):
+    start: int = Field(description="the bucket's own start (unix)")
+    label: str
+    peak: int = Field(description="chatters present in any one second (presence)")
+    avg: float = Field(description="chatter-seconds over the bucket's seconds in the span")
+    viewer_count: float | None = Field(description="Helix's own viewer_count: the mean of "
+                                       "the live checks in the bucket (null: none)")
+    checks: int = Field(description="live checks in the bucket that saw the stream live")
+
+
+class TwitchViewersOut(BaseModel):
+    space: str
+    stream: str
+    points: list[TwitchViewersPointOut]
+
+
 class TwitchStreamChangeOut(BaseModel):
     stream: str
     changed: bool = Field(description="false: it already was (or was not) listed")

@@ -12,9 +12,15 @@ from ..bots.twitch.helix import PollFailed
 from ..bots.twitch.tracker import Tracker
 from ..bounds import span
 from ..errors import StoreUnavailable
-from .params import Instant
+from .params import Instant, RequiredInstant, Step
 from .routes import JSON, Caller
-from .schemas import TwitchRaidsOut, TwitchStreamChangeOut, TwitchStreamsOut, errors
+from .schemas import (
+    TwitchRaidsOut,
+    TwitchStreamChangeOut,
+    TwitchStreamsOut,
+    TwitchViewersOut,
+    errors,
+)
 
 router = APIRouter(prefix="/v1/twitch", tags=["twitch"])
 Login = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,25}$",
@@ -70,6 +76,22 @@ async def list_raids(tracker: Watching, who: Caller, start: Instant = None,
         raise StoreUnavailable(f"cannot read the migrations the raids explain: {exc}",
                                retry_after=5) from exc
     return JSON({"space": tracker.space, "raids": raids})
+
+
+@router.get("/viewers", response_model=TwitchViewersOut, responses=errors(400, 503))
+async def stream_viewers(tracker: Watching, who: Caller, stream: Annotated[str, Query(
+                             pattern=r"^[A-Za-z0-9_]{1,25}$", description="a channel login")],
+                         start: RequiredInstant, end: Instant = None,
+                         step: Step = "hour") -> JSON:
+    """Viewers over time per `step` bucket of [start, end): the chatters present (peak
+    and average, as /v1/presence/concurrency counts them) beside Helix's own
+    viewer_count (the mean of the live checks in the bucket)."""
+    who.require("read", [tracker.space])
+    lo, hi = span(start, end)
+    assert lo is not None  # a RequiredInstant
+    login = stream.lower()
+    points = await tracker.viewers(login, start=lo, end=hi, step=step)
+    return JSON({"space": tracker.space, "stream": login, "points": points})
 
 
 def _change(login: str, changed: bool) -> JSON:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...errors import TallyboardError
+from ...errors import NotFound, TallyboardError
 from .helix import AuthFailed, Helix, LiveStream, PollFailed
 from .irc import TRUSTED, ChatMembership, Raid
 from .raids import RaidLog
@@ -44,6 +44,8 @@ CHAT_SOON = ("irc_joining", "irc_disconnected")  # chat is (re)joining the room
 CHAT_RETRY = 5.0  # seconds: the next poll of a room chat is joining
 POLL_SLACK = 10.0  # seconds a poll may take between its start and its pages
 RAID_WINDOW = 300.0  # seconds after a raid in which moves along it are what it explains
+VIEWER_COUNT = "twitch_viewer_count"  # Helix's viewer_count at each live check, summed
+VIEWER_CHECKS = "twitch_viewer_checks"  # live checks that saw the stream live (1 each)
 
 
 class StreamList:
@@ -269,6 +271,7 @@ class Tracker:
             w.user_id = w.user_id or ids.get(login) or (live[login].user_id
                                                         if login in live else None)
             self._see(w, live.get(login))
+        await self._sample(live, now)
         for login in [x for x in self.watches if x not in wanted]:
             del self.watches[login]
             self._leaving.setdefault(login, now)
@@ -291,6 +294,51 @@ class Tracker:
             w.due = 0.0  # went live (or first seen): poll it now
         w.live, w.viewer_count = True, stream.viewer_count
         self.metrics.viewer_count.labels(stream=w.login).set(stream.viewer_count)
+
+    async def _sample(self, live: dict[str, LiveStream], at: float) -> None:
+        """Keep each live stream's Helix viewer_count of this check in tallyboard (member:
+        the stream) beside a count of checks, so a bucket's mean is the two series' ratio;
+        ids name the stream and second, so a retried check counts once. A refusal loses
+        this sample only: polls go on."""
+        ts = math.floor(at)
+        events = [e for login, s in sorted(live.items()) for e in (
+            {"metric": VIEWER_COUNT, "member": login, "value": s.viewer_count, "ts": ts,
+             "id": f"twitch:viewers:{login}:{ts}"},
+            {"metric": VIEWER_CHECKS, "member": login, "value": 1, "ts": ts,
+             "id": f"twitch:checks:{login}:{ts}"})]
+        if not events:
+            return
+        try:
+            await self._ask(self.tally.record_many, events)
+        except PollFailed as exc:
+            log.warning("could not keep Helix's viewer counts of %d streams: %s",
+                        len(live), exc)
+            self.metrics.failures.labels(reason=exc.reason).inc()
+
+    async def viewers(self, stream: str, *, start: float, end: float | None,
+                      step: str) -> list[dict[str, Any]]:
+        """Per `step` bucket of ``[start, end)``: the chatters present (presence
+        concurrency: peak in any one second, and the average), and Helix's own
+        viewer_count as the mean of the live checks in the bucket (None without one).
+        tallyboard's errors (a bad span, a server away) are raised as they come."""
+        present = await asyncio.to_thread(self.tally.concurrency, room=stream, step=step,
+                                          start=start, end=end, space=self.space)
+        counts = await self._series(VIEWER_COUNT, stream, step, start, end)
+        checks = await self._series(VIEWER_CHECKS, stream, step, start, end)
+        return [{"start": b.start, "label": b.label, "peak": b.peak, "avg": b.avg,
+                 "viewer_count": counts.get(b.start, 0) / checks[b.start]
+                 if checks.get(b.start) else None, "checks": checks.get(b.start, 0)}
+                for b in present]
+
+    async def _series(self, metric: str, stream: str, step: str, start: float,
+                      end: float | None) -> dict[int, int]:
+        """The stream's series of `metric`, value by bucket start."""
+        try:
+            got = await asyncio.to_thread(self.tally.series, metric, stream, step=step,
+                                          start=start, end=end, space=self.space)
+        except NotFound:  # no live check has been kept yet
+            return {}
+        return {p.start: p.value for p in got}
 
     async def _empty(self, room: str, ts: float, why: str) -> bool:
         """Everyone in `room` leaves at `ts` (the stream ended or is no longer watched);
