@@ -327,8 +327,9 @@ class _SlowToPickle:
 
 def test_a_child_outlives_the_worker_thread_that_started_it(tmp_path: Path) -> None:
     """Writes (which start checkpoints) come on worker threads that end when idle while
-    the server lives on; prctl(2) says a child's death signal comes when the *thread*
-    that forked it ends. Linux 6.18 sends it only when the process does: this says so."""
+    the server lives on; prctl(2) says a death signal (PR_SET_PDEATHSIG) comes when the
+    *thread* that forked the child ends, and Linux 6.18 sends it so: the child must not
+    take one."""
     cp = checkpoint.Checkpoints(tmp_path / "state.checkpoint", every=1)
     worker = threading.Thread(target=cp.start, args=(
         checkpoint.Position("log", 1, 1.0), {"state": _SlowToPickle()}, 5, lambda: None))
