@@ -186,11 +186,10 @@ class MetricState:
         for key in (None, ("room", room)):
             by_member = self.series_of(key)
             got = by_member.get
-            opened = (ts,)
             for member in members:
                 s = got(member)
                 if s is None:
-                    by_member[member] = IntervalSeries(opened)
+                    by_member[member] = IntervalSeries(ts)
                 else:
                     cast(IntervalSeries, s).begin(ts)
             clog = self._changes.get(key)
