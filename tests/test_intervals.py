@@ -5,12 +5,10 @@ through a pickle, as checkpoints keep it."""
 from __future__ import annotations
 
 import pickle
-from array import array
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tallyboard.core.intervals import IntervalSeries, _interval_series
+from tallyboard.core.intervals import IntervalSeries
 
 Sessions = list[tuple[int, int | None]]
 
@@ -49,12 +47,3 @@ def test_every_read_matches_a_count_of_seconds(found: Sessions, lo: int, width: 
             a <= t and (e is None or t < e) for a, e in found)]
         assert s.first_at_or_after(lo) == min(lasting, default=None)
         assert sorted(s.open) == sorted(a for a, e in found if e is None)
-
-
-def test_a_checkpoint_of_the_four_arrays_loads() -> None:
-    """Before the one array, a checkpoint kept starts, their running sums, ends and theirs
-    apart: [0, 10) and [5, 20) closed, one session open since 30."""
-    old = [array("q", x).tobytes() for x in ([0, 5], [0, 5], [10, 20], [10, 30])]
-    s = _interval_series((30,), None, *old)
-    assert s.total(0, 40, upto=35) == 10 + 15 + 5
-    assert s.open == (30,)

@@ -136,13 +136,12 @@ class IntervalSeries:
 
 
 def _interval_series(open_: Open, pending: list[tuple[int, int]] | None,
-                     *arrays: bytes) -> IntervalSeries:
-    """An IntervalSeries back from `IntervalSeries.__reduce__` (or from a checkpoint of
-    before the one array: starts, start_cum, ends and end_cum apart)."""
-    s = IntervalSeries(open_[0] if type(open_) is tuple and len(open_) == 1 else open_)
+                     closed: bytes = b"") -> IntervalSeries:
+    """An IntervalSeries back from `IntervalSeries.__reduce__`."""
+    s = IntervalSeries(open_)
     s._pending = pending
-    if arrays:
-        s._closed = array("q", b"".join(arrays))
+    if closed:
+        s._closed = array("q", closed)
     return s
 
 
