@@ -5,6 +5,7 @@ through a pickle, as checkpoints keep it."""
 from __future__ import annotations
 
 import pickle
+
 from hypothesis import given
 from hypothesis import strategies as st
 
