@@ -228,6 +228,9 @@ class _TimedTally:
     def room(self, room: str, space: str) -> Any:
         return self.tb.room(room, space=space)
 
+    def record_many(self, events: list[dict[str, Any]], space: str) -> Any:
+        return self.tb.record_many(events, space=space)  # Helix's viewer counts
+
 
 def _queries(tb: Tallyboard, logins: list[str], progress: Progress) -> dict[str, Any]:
     """Overlap over the week for every stream (one call each, and the biggest again and

@@ -10,11 +10,11 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NamedTuple, cast
+from typing import Any, Final, Literal, NamedTuple
 
 from ..core.series import MemberSeries
 from .migration_index import MigrationIndex
-from .session_index import SessionIndex
+from .session_index import OPEN, SessionIndex
 
 CloseOnGap = Literal["snapshot", "last_seen"]
 
@@ -71,9 +71,10 @@ class Session(NamedTuple):
     end: int | None
 
 
-# A join or leave that changed something, as (ts, seq, kind, room); `seq` (arrival
-# order) breaks time ties. A plain tuple: millions are kept, and a checkpoint pickles a
-# plain tuple ~4x faster than a named one.
+# A join or leave that changed something, as (ts, seq, kind, room); `seq`, the member's
+# own arrival order (its count of moves so far: a small, cached int), breaks time ties.
+# A plain tuple: millions are kept, and a checkpoint pickles a plain tuple ~4x faster
+# than a named one.
 _Move = tuple[int, int, str, str]
 TS: Final = 0
 ROOM: Final = 3
@@ -84,21 +85,23 @@ class _Moves:
     unpaired (oldest first) that a later move may pair with, and, as of the last move
     paired, the join that opened each room's current session.
 
-    Made on a member's second move: until then the ledger keeps just the room of the
-    member's one join (its time is the open session's start), as most members present
-    at scale never move."""
+    Made on a member's second move, as most members present at scale never move: their
+    one join is the first row of their sessions (SessionIndex). The unpaired moves are
+    None when there are none, as they mostly are: millions of members keep no empty list.
+    """
 
     __slots__ = ("joins", "leaves", "migrations", "moves", "opened")
 
     def __init__(self) -> None:
         self.moves: list[_Move] = []
         self.migrations: list[Migration] = []
-        self.leaves: list[tuple[_Move, frozenset[str]]] = []  # + rooms in
-        self.joins: list[_Move] = []
+        self.leaves: list[tuple[_Move, frozenset[str]]] | None = None  # + rooms in
+        self.joins: list[_Move] | None = None
         self.opened: dict[str, _Move] = {}
 
     def __getstate__(self) -> tuple[object, ...]:
-        """Migrations as plain tuples (see PresenceLedger.__getstate__)."""
+        """Migrations as plain tuples: a named tuple pickles ~4x slower, and a checkpoint
+        holds millions."""
         return (self.moves, [tuple(m) for m in self.migrations], self.leaves, self.joins,
                 self.opened)
 
@@ -123,30 +126,15 @@ class PresenceLedger:
     def __init__(self, settings: PresenceSettings | None = None) -> None:
         self.settings = settings or PresenceSettings()
         self.present: dict[str, dict[str, int]] = {}  # room -> member -> since
-        self.history: dict[str, list[Session]] = {}  # member -> closed sessions
         self.last_ts: dict[str, dict[str, int]] = {}  # room -> member -> newest op
         self.room_seen: dict[str, int] = {}  # room -> newest op (snapshots included)
         self.noops: Counter[str] = Counter()  # duplicate joins, orphan leaves
-        self._moves: dict[str, _Moves | str] = {}  # a str: the room of the only move, a join
+        self._moves: dict[str, _Moves] = {}  # members who moved more than once
         # room (None: every room) -> +1 at each session's start, -1 at its end, per second:
         # how many are present at t is the running total, so concurrency reads no sessions
         self.timeline: dict[str | None, MemberSeries] = {}
         self.index = MigrationIndex()  # every member's migrations, in time order
         self.visits = SessionIndex()  # every session in flat arrays, for overlap
-        self._seq = 0
-
-    # ---- checkpoints ----------------------------------------------------------------------
-    def __getstate__(self) -> dict[str, object]:
-        """Closed sessions as plain tuples: a named tuple pickles ~4x slower, and a
-        checkpoint holds millions of them."""
-        state = dict(self.__dict__)
-        state["history"] = {m: [tuple(s) for s in ss] for m, ss in self.history.items()}
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        history = cast(dict[str, list[tuple[Any, ...]]], state.pop("history"))
-        self.__dict__.update(state)
-        self.history = {m: [Session(*s) for s in ss] for m, ss in history.items()}
 
     # ---- writes ---------------------------------------------------------------------------
     def check(self, ops: Iterable[PresenceOp]) -> None:
@@ -254,7 +242,6 @@ class PresenceLedger:
     def _leave(self, member: str, room: str, ts: int, seen: int) -> Change:
         self._match(member, "leave", room, ts)  # first: it may read the session's start
         since = self.present[room].pop(member)
-        self.history.setdefault(member, []).append(Session(room, since, ts))
         self.visits.closed(member, room, ts)
         self._count(room, ts, -1)
         last = self.last_ts[room]
@@ -270,24 +257,21 @@ class PresenceLedger:
         member's moves from scratch, so the result never depends on the order ops
         arrived in.
         """
-        self._seq += 1
         mine = self._moves.get(member)
-        if mine is None:  # a member's first move is a join (a leave needs a session)
-            self._moves[member] = room
-            return
-        if isinstance(mine, str):  # the second move: the first, a join, in full
-            first = (self.present[mine][member], 0, "join", mine)  # seq 0: it came first
+        if mine is None:
+            if kind == "join" and self.visits.count(member) == 1:
+                return  # the first move (a join: a leave needs a session) is that session
+            room0 = self.visits.first_room(member)  # still open: this closes it, or is later
             mine = self._moves[member] = _Moves()
-            mine.moves.append(first)
-            self._pair(member, mine, first)
-        move = (ts, self._seq, kind, room)
+            mine.moves.append((self.present[room0][member], 0, "join", room0))  # seq 0: first
+            self._pair(member, mine, mine.moves[0])
+        move = (ts, len(mine.moves), kind, room)
         index = self.index
         if mine.moves and ts < mine.moves[-1][TS]:
             bisect.insort(mine.moves, move)
             before = Counter(mine.migrations)
             mine.migrations = []
-            mine.leaves.clear()
-            mine.joins.clear()
+            mine.leaves = mine.joins = None
             mine.opened.clear()
             for earlier in mine.moves:
                 self._pair(member, mine, earlier)
@@ -316,35 +300,43 @@ class PresenceLedger:
         must have been made while in A (not before that session began), and its session
         must still be open at the leave.
         """
+        leaves, joins = mine.leaves or [], mine.joins or []
+        try:
+            self._pair_into(member, mine, move, leaves, joins)
+        finally:
+            mine.leaves, mine.joins = leaves or None, joins or None
+
+    def _pair_into(self, member: str, mine: _Moves, move: _Move,
+                   leaves: list[tuple[_Move, frozenset[str]]], joins: list[_Move]) -> None:
         ts, _, kind, room = move
         oldest = ts - self.settings.migration_window
         stale = 0
-        while stale < len(mine.leaves) and mine.leaves[stale][0][TS] < oldest:
+        while stale < len(leaves) and leaves[stale][0][TS] < oldest:
             stale += 1
-        del mine.leaves[:stale]
+        del leaves[:stale]
         stale = 0
-        while stale < len(mine.joins) and mine.joins[stale][TS] < oldest:
+        while stale < len(joins) and joins[stale][TS] < oldest:
             stale += 1
-        del mine.joins[:stale]
+        del joins[:stale]
         if kind == "join":
             mine.opened[room] = move
-            for i, (left, rooms_then) in enumerate(mine.leaves):
+            for i, (left, rooms_then) in enumerate(leaves):
                 if left[ROOM] != room and room not in rooms_then \
                         and left[ROOM] not in mine.opened:
-                    del mine.leaves[i]
+                    del leaves[i]
                     self._found(member, left, move, mine)
                     return
-            mine.joins.append(move)
+            joins.append(move)
             return
         began = mine.opened.pop(room)
-        if began in mine.joins:  # its own join can never pair now
-            mine.joins.remove(began)
-        for joined in mine.joins:
+        if began in joins:  # its own join can never pair now
+            joins.remove(began)
+        for joined in joins:
             if joined > began and mine.opened.get(joined[ROOM]) == joined:
-                mine.joins.remove(joined)
+                joins.remove(joined)
                 self._found(member, move, joined, mine)
                 return
-        mine.leaves.append((move, frozenset(mine.opened)))
+        leaves.append((move, frozenset(mine.opened)))
 
     @staticmethod
     def _found(member: str, leave: _Move, join: _Move, mine: _Moves) -> None:
@@ -355,11 +347,10 @@ class PresenceLedger:
         """Migrations of `member` (of everyone if None), each member's in time order."""
         if member is not None:
             mine = self._moves.get(member)
-            yield from mine.migrations if isinstance(mine, _Moves) else ()
+            yield from mine.migrations if mine is not None else ()
             return
         for moves in self._moves.values():
-            if isinstance(moves, _Moves):
-                yield from moves.migrations
+            yield from moves.migrations
 
     # ---- reads ------------------------------------------------------------------------------
     def rooms(self) -> list[tuple[str, int]]:
@@ -373,8 +364,6 @@ class PresenceLedger:
 
     def sessions(self, member: str, start: int | None, end: int | None) -> list[Session]:
         """The member's sessions (open ones last, end None) overlapping ``[start, end)``."""
-        found = list(self.history.get(member, ()))
-        found += [Session(r, ms[member], None) for r, ms in self.present.items() if member in ms]
-        return sorted((s for s in found if (end is None or s.start < end) and
-                       (start is None or s.end is None or s.end > start)),
-                      key=lambda s: (s.start, s.room))
+        found = [Session(r, a, None if e == OPEN else e) for r, a, e in self.visits.of(member)
+                 if (end is None or a < end) and (start is None or e > start)]
+        return sorted(found, key=lambda s: (s.start, s.room))

@@ -66,6 +66,29 @@ class SessionIndex:
             raise KeyError((member, room))
         self.end[row] = ts
 
+    def first_room(self, member: str) -> str:
+        """The room of the member's first session (KeyError if none)."""
+        row = self._last[self._member_ids[member]]
+        while self.prev[row] >= 0:
+            row = self.prev[row]
+        return self.room_names[self.room[row]]
+
+    def count(self, member: str) -> int:
+        """How many sessions the member has had, open ones included."""
+        found, row = 0, self._last[self._member_ids[member]]
+        while row >= 0:
+            found, row = found + 1, self.prev[row]
+        return found
+
+    def of(self, member: str) -> list[tuple[str, int, int]]:
+        """The member's sessions, newest first: (room, start, end), end OPEN if open."""
+        found = []
+        row = self._last[self._member_ids[member]] if member in self._member_ids else -1
+        while row >= 0:
+            found.append((self.room_names[self.room[row]], self.start[row], self.end[row]))
+            row = self.prev[row]
+        return found
+
     def _room(self, room: str) -> int:
         rid = self._room_ids.get(room)
         if rid is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,13 +256,18 @@ class Helix:
                 break
         return out[:n]
 
-    async def chatters(self, broadcaster_id: str) -> list[str]:
-        """Every chatter login of a stream, whole or not at all (PollFailed)."""
+    async def chatters(self, broadcaster_id: str,
+                       pause: Callable[[], Awaitable[Any]] | None = None) -> list[str]:
+        """Every chatter login of a stream, whole or not at all (PollFailed); `pause` is
+        awaited before each page (the tracker holds pages back while a big snapshot
+        applies)."""
         if self.user_id is None:
             raise PollFailed("no_moderator", "an app token cannot read chatters")
         seen: dict[str, None] = {}
         cursor: str | None = None
         while True:
+            if pause is not None:
+                await pause()
             params = {"broadcaster_id": broadcaster_id, "moderator_id": self.user_id,
                       "first": str(PAGE)}
             if cursor:

@@ -44,6 +44,7 @@ CHAT_SOON = ("irc_joining", "irc_disconnected")  # chat is (re)joining the room
 CHAT_RETRY = 5.0  # seconds: the next poll of a room chat is joining
 POLL_SLACK = 10.0  # seconds a poll may take between its start and its pages
 RAID_WINDOW = 300.0  # seconds after a raid in which moves along it are what it explains
+BIG_WRITE = 20_000  # a snapshot this big applies with other polls' pages held back
 VIEWER_COUNT = "twitch_viewer_count"  # Helix's viewer_count at each live check, summed
 VIEWER_CHECKS = "twitch_viewer_checks"  # live checks that saw the stream live (1 each)
 
@@ -146,6 +147,9 @@ class Tracker:
         self._leaving: dict[str, float] = {}  # unwatched streams not yet emptied: since when
         self._changed = False  # the list changed since the last refresh
         self.behind = False
+        self._big_writes = 0  # big snapshots applying now: the pages wait for `_calm`
+        self._calm = asyncio.Event()
+        self._calm.set()
 
     # -- the list -------------------------------------------------------------------------
     async def add(self, login: str) -> bool:
@@ -392,7 +396,7 @@ class Tracker:
         if w.source == "helix":
             assert w.user_id is not None
             try:
-                return await self.helix.chatters(w.user_id)
+                return await self.helix.chatters(w.user_id, pause=self._calm.wait)
             except PollFailed as exc:
                 if exc.reason not in ("http_403", "no_moderator") or self.chat is None:
                     raise
@@ -421,11 +425,23 @@ class Tracker:
 
     async def _write(self, room: str, members: list[str], at: float) -> None:
         """One snapshot, its id naming the room, second and kind: a retried write counts
-        once, and a stream ending in the second of its last poll is not taken for it."""
+        once, and a stream ending in the second of its last poll is not taken for it.
+        While a big one applies, the other polls fetch no page: their JSON decoding on the
+        event loop would hold the GIL the apply needs (the cycle has time to spare)."""
         ts = math.floor(at)
         op = {"type": "snapshot", "room": room, "members": members, "ts": ts,
               "id": f"twitch:{room}:{ts}:{'poll' if members else 'end'}"}
-        await self._ask(self.tally.presence, [op])
+        big = len(members) >= BIG_WRITE
+        if big:  # the apply has the GIL to itself, not shared with eight polls' decoding
+            self._big_writes += 1
+            self._calm.clear()
+        try:
+            await self._ask(self.tally.presence, [op])
+        finally:
+            if big:
+                self._big_writes -= 1
+                if not self._big_writes:
+                    self._calm.set()
         self.metrics.snapshots.inc()
 
 
