@@ -340,6 +340,38 @@ def test_a_tracker_process_moves_adds_and_survives_kill_9(helix: HelixStandIn,
 
 
 @pytest.mark.slow
+def test_a_renewed_token_is_kept_for_the_restart(helix: HelixStandIn, tmp_path: Path) -> None:
+    """A renewal spends the refresh token (the stand-in, like Twitch, answers with a new
+    one): after a renewal and a kill -9, the configured pair is used up, so the restart
+    must start from the renewed pair, kept owner-only in the data dir."""
+    helix.go_live("alpha", ["ann"])
+    proc = _tracker(helix, tmp_path / "data", "--streams", "alpha")
+    proc.start()
+    try:
+        _wait(lambda: _present(proc.url, "alpha") == {"ann"})
+        for token in helix.tokens():
+            helix.expire(token)
+        helix.set_viewers("alpha", ["ann", "bob"])
+        _wait(lambda: _present(proc.url, "alpha") == {"ann", "bob"})  # after a renewal
+        assert [c.status for c in helix.calls_to("/oauth2/token")] == [200]
+        proc.kill9()
+        for token in helix.tokens():  # the renewed access token expires while it is down
+            helix.expire(token)
+        helix.set_viewers("alpha", ["bob"])
+        proc.start()
+        _wait(lambda: _present(proc.url, "alpha") == {"bob"})
+        assert [c.status for c in helix.calls_to("/oauth2/token")] == [200, 200]
+    finally:
+        proc.stop()
+    kept = tmp_path / "data" / "twitch-tokens.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    log = proc.log.read_text()
+    assert "Traceback" not in log
+    for token in helix.tokens():
+        assert token not in log, "a token was logged"
+
+
+@pytest.mark.slow
 def test_a_tracker_process_writes_to_a_server_with_url(helix: HelixStandIn,
                                                         tmp_path: Path) -> None:
     helix.go_live("alpha", ["ann", "bob"])

@@ -212,8 +212,9 @@ def _errors_from(url: str | None, key: str | None, state_url: str, limit: int,
 @click.option("--url", help="Write to a tallyboard server instead of an embedded engine "
                             "(key: [twitch] key or TALLYBOARD_TWITCH__KEY).")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path),
-              help="Data directory (default ./tallyboard-data): the embedded engine's log "
-                   "and the kept stream list (twitch-streams.json).")
+              help="Data directory (default ./tallyboard-data): the embedded engine's log, "
+                   "the kept stream list (twitch-streams.json), raids (twitch-raids.jsonl) "
+                   "and renewed tokens (twitch-tokens.json).")
 @click.option("--log", "log_url", help="Durable log URL of the embedded engine "
                                       "(sqlite:///… or postgresql://…).")
 @click.option("--host", help="Address of the HTTP side (default 127.0.0.1).")
@@ -244,6 +245,7 @@ def twitch(streams: str | None, top: int | None, interval: float | None, space: 
     from ..bots.twitch.helix import AuthFailed, Helix
     from ..bots.twitch.run import serve
     from ..bots.twitch.telemetry import TwitchMetrics
+    from ..bots.twitch.tokens import KeptTokens
     from ..bots.twitch.tracker import StreamList, Tracker, normal_login
 
     settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url)
@@ -263,8 +265,11 @@ def twitch(streams: str | None, top: int | None, interval: float | None, space: 
         kept.set([*kept.logins, *asked])
     tally, app, registry = _beside_engine(t.url, t.key, settings, None)
     metrics = TwitchMetrics(registry)
-    helix = Helix(t.helix_url, t.auth_url, t.client_id, _secret(t.token),
-                  _secret(t.refresh_token), _secret(t.client_secret), on_wait=metrics.waited)
+    renewed = KeptTokens(settings.data / "twitch-tokens.json", _secret(t.token),
+                         _secret(t.refresh_token))
+    token, refresh = renewed.load() or (_secret(t.token), _secret(t.refresh_token))
+    helix = Helix(t.helix_url, t.auth_url, t.client_id, token, refresh,
+                  _secret(t.client_secret), on_wait=metrics.waited, on_renewed=renewed.save)
     tracker = Tracker(helix, tally, kept, space=t.space, interval=t.interval, top=t.top,
                       game_ids=t.game_ids, languages=t.languages, metrics=metrics,
                       chat_url=t.irc_url or None)

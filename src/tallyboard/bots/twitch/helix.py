@@ -98,12 +98,15 @@ class RateBudget:
 
 class Helix:
     """Helix calls with one token: validated at start, refreshed on a 401, paced by the
-    token's budget. `on_wait(seconds)` hears of every wait for the budget."""
+    token's budget. `on_wait(seconds)` hears of every wait for the budget, and
+    `on_renewed(token, refresh_token)` of every renewal (a renewal spends the refresh
+    token: the new pair must be kept for a restart)."""
 
     def __init__(self, helix_url: str, auth_url: str, client_id: str, token: str | None,
                  refresh_token: str | None = None, client_secret: str | None = None, *,
                  timeout: float = 10.0,
-                 on_wait: Callable[[float], None] | None = None) -> None:
+                 on_wait: Callable[[float], None] | None = None,
+                 on_renewed: Callable[[str, str | None], None] | None = None) -> None:
         self._helix, self._auth = helix_url.rstrip("/"), auth_url.rstrip("/")
         self.client_id, self._token, self._refresh = client_id, token, refresh_token
         self._secret = client_secret
@@ -112,6 +115,7 @@ class Helix:
         self.budget = RateBudget()
         self._http = httpx.AsyncClient(timeout=timeout)
         self._on_wait = on_wait
+        self._on_renewed = on_renewed
         self._renewing = asyncio.Lock()
 
     async def close(self) -> None:
@@ -168,6 +172,8 @@ class Helix:
         self._token, self._refresh = got["access_token"], got.get("refresh_token",
                                                                  self._refresh)
         log.info("renewed the Twitch access token")
+        if self._on_renewed is not None:
+            self._on_renewed(self._token, self._refresh)
 
     # -- calls ----------------------------------------------------------------------------
     async def get(self, path: str, params: Any) -> dict[str, Any]:
