@@ -4,6 +4,7 @@ answer is read back from tallyboard (migrations, sessions, rooms), not from the 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import math
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 
 import tallyboard
 from support import ServerProcess, free_port
-from tallyboard.bots.twitch.helix import Helix
+from tallyboard.bots.twitch.helix import Helix, RateBudget
 from tallyboard.bots.twitch.irc import Raid, parse
 from tallyboard.bots.twitch.raids import RaidLog
 from tallyboard.bots.twitch.tracker import StreamList, Tracker
@@ -230,6 +231,38 @@ def test_429_is_waited_out_and_an_expired_token_is_refreshed(
         w.step()
         assert w.present("alpha") == {"bob"}
         assert w.client.budget.waits >= 1
+
+
+def _limits(remaining: int, reset: float, date: float | None = None) -> httpx.Headers:
+    h = {"Ratelimit-Limit": "800", "Ratelimit-Remaining": str(remaining),
+         "Ratelimit-Reset": str(int(reset))}
+    if date is not None:
+        h["Date"] = email.utils.formatdate(date, usegmt=True)
+    return httpx.Headers(h)
+
+
+def test_an_answer_to_an_earlier_call_never_raises_the_budget() -> None:
+    """Two calls in flight; the later one's answer (Remaining 100) arrives first, then the
+    earlier one's (Remaining 101): the budget keeps 100, not the stale 101."""
+    budget, now = RateBudget(), 1_000.0
+    budget.read(_limits(100, now + 60), now)
+    budget.read(_limits(101, now + 60), now)
+    assert budget.remaining == 100
+    budget.read(_limits(99, now + 60), now + 0.5)
+    assert budget.remaining == 99  # a fresh, lower answer is taken
+    budget.read(_limits(800, now + 120), now + 62)
+    assert budget.remaining == 800  # after the reset, a full bucket is believed
+
+
+def test_a_clock_ahead_of_twitch_moves_the_reset_later() -> None:
+    """Our clock is 30 s ahead of Twitch's: its reset comes 30 s later on ours, so the
+    bucket is not counted full before Twitch refills it."""
+    budget, ours = RateBudget(), 1_000_000.0
+    twitch = ours - 30
+    budget.read(_limits(0, twitch + 60, date=twitch), ours)
+    assert budget.reset == pytest.approx(ours + 60, abs=1)
+    assert budget.spendable(ours + 45) < 800  # by Twitch's clock its reset is 15 s away
+    assert budget.spendable(ours + 62) == 800
 
 
 def test_the_rate_budget_is_never_exceeded(tmp_path: Path) -> None:

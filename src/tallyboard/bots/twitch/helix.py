@@ -10,10 +10,13 @@ never appear in a log line or an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -60,15 +63,25 @@ class RateBudget:
     in_flight: int = 0
     read_at: float = 0.0
 
-    def read(self, headers: httpx.Headers) -> None:
+    def read(self, headers: httpx.Headers, now: float | None = None) -> None:
+        """Take an answer's headers. Its Remaining never raises the estimate (an answer
+        to an earlier call may arrive after a later one's), and its Reset is moved onto
+        this clock by the answer's Date (later by up to a second: Date is whole seconds,
+        and the time the answer took counts too), so a clock ahead of Twitch's does not
+        spend a bucket before Twitch refills it."""
+        now = time.time() if now is None else now
         try:
             limit = int(headers["Ratelimit-Limit"])
             remaining = int(headers["Ratelimit-Remaining"])
             reset = float(headers["Ratelimit-Reset"])
         except (KeyError, ValueError):
             return
-        self.limit, self.remaining, self.reset = limit, remaining, reset
-        self.read_at = time.time()
+        with contextlib.suppress(KeyError, TypeError, ValueError):  # no Date: as it is
+            reset += now - parsedate_to_datetime(headers["Date"]).timestamp()
+        if self.read_at:
+            remaining = min(remaining, math.floor(self.spendable(now) + self.in_flight))
+        self.limit, self.remaining = limit, max(0, remaining)
+        self.reset, self.read_at = max(reset, self.reset if now < self.reset + 1 else 0), now
 
     def emptied(self) -> None:
         """Helix said 429: nothing is left, whatever was last read."""
