@@ -17,7 +17,6 @@ import json
 import logging
 import re
 import secrets
-import socket
 import threading
 import time
 import zlib
@@ -31,6 +30,7 @@ from aiohttp import web
 
 from .discord_rest import API, DiscordRest, RestCall, SentInteraction, Upload
 from .discord_world import ATTACHMENT_LIMIT, CATEGORY, JSON, TEXT, VOICE, DiscordWorld, Intent
+from .threaded import WebStandIn
 
 __all__ = [
     "DiscordStandIn", "GatewayFrame", "RestCall", "SentInteraction", "Upload",
@@ -123,7 +123,7 @@ def discord_py_pointed_at(api_url: str, gateway_url: str) -> Iterator[None]:
         Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
-class DiscordStandIn:
+class DiscordStandIn(WebStandIn):
     """Discord's REST and gateway APIs for one bot, with the state and controls tests need."""
 
     def __init__(
@@ -146,70 +146,24 @@ class DiscordStandIn:
         self._sessions: dict[str, _Session] = {}
         self._connections: set[_Connection] = set()
         self._identifies = self._resumes = 0
-        self._port = port
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        super().__init__(port)
 
     # -- lifetime -------------------------------------------------------------------------
-    def start(self) -> None:
-        """Listen on 127.0.0.1 (the given port, else a free one), served by a loop in a
-        thread of its own."""
-        if self._thread is not None:
-            raise RuntimeError("the stand-in is already started")
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", self._port))
-        self._port = self._sock.getsockname()[1]
-        self._rest.origin = f"http://127.0.0.1:{self._port}"
-        started: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(self._serve(started),), name="discord-standin", daemon=True
-        )
-        self._thread.start()
-        started.result(timeout=10)
+    thread_name = "discord-standin"
+    shutdown_timeout = 2.0
 
-    def stop(self) -> None:
-        """Close every connection (1001, going away), stop the server and join its thread."""
-        loop, stopping, thread = self._loop, self._stopping, self._thread
-        if thread is None:
-            return
-        if loop is not None and stopping is not None:
-            loop.call_soon_threadsafe(stopping.set)
-        thread.join(timeout=10)
-        self._thread = self._loop = None
-        if self._sock is not None:
-            self._sock.close()
-
-    def __enter__(self) -> DiscordStandIn:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
-        assert self._sock is not None
+    def _app(self) -> web.Application:
+        self._rest.origin = self.origin
         app = web.Application(client_max_size=ATTACHMENT_LIMIT + (1 << 20))
         self._rest.add_routes(app)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/resume-gateway", self._gateway)
-        runner = web.AppRunner(app, shutdown_timeout=2.0)
-        try:
-            await runner.setup()
-            await web.SockSite(runner, self._sock).start()
-        except BaseException as exc:
-            started.set_exception(exc)
-            await runner.cleanup()
-            raise
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        started.set_result(None)
-        try:
-            await self._stopping.wait()
-        finally:
-            for connection in list(self._connections):
-                connection.close(1001)
-            await runner.cleanup()
+        return app
+
+    async def _closing(self) -> None:
+        """Every connection is closed (1001, going away) before the server stops."""
+        for connection in list(self._connections):
+            connection.close(1001)
 
     def _on_loop(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the server's loop (all state lives there) and return its result."""

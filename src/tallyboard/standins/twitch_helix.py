@@ -13,10 +13,7 @@ own event loop in a thread; the public methods may be called from any thread.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
@@ -24,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from .threaded import WebStandIn
 
 __all__ = ["HelixCall", "HelixStandIn"]
 
@@ -63,14 +62,14 @@ class _Token:
     refresh: str | None = None
 
 
-class HelixStandIn:
+class HelixStandIn(WebStandIn):
     """Helix and OAuth on one port: `helix_url` and `auth_url` for the client's settings."""
 
     def __init__(self, *, client_id: str = "standin-client", client_secret: str = "secret",
                  rate_limit: int = 800, refill_seconds: float = 60.0, port: int = 0) -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.rate_limit, self.refill_seconds = rate_limit, refill_seconds
-        self._port = port
+        super().__init__(port)
         self._lock = threading.Lock()
         self._streams: dict[str, Stream] = {}
         self._tokens: dict[str, _Token] = {}
@@ -81,15 +80,9 @@ class HelixStandIn:
         self._moderates: set[str] = set()  # broadcaster ids the user token moderates
         self.calls: list[HelixCall] = []
         self.user = {"id": "1000", "login": "tallybot"}
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
 
     # -- lifetime -------------------------------------------------------------------------
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+    thread_name = "helix-standin"
 
     @property
     def helix_url(self) -> str:
@@ -99,50 +92,14 @@ class HelixStandIn:
     def auth_url(self) -> str:
         return self.origin + "/oauth2"
 
-    def start(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", self._port))
-        self._port = self._sock.getsockname()[1]
-        started: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(started),),
-                                        name="helix-standin", daemon=True)
-        self._thread.start()
-        started.result(timeout=10)
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(timeout=10)
-        self._thread = self._loop = None
-        if self._sock is not None:
-            self._sock.close()
-
-    def __enter__(self) -> HelixStandIn:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
-        assert self._sock is not None
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/oauth2/validate", self._validate)
         app.router.add_post("/oauth2/token", self._token)
         app.router.add_get("/helix/streams", self._get_streams)
         app.router.add_get("/helix/users", self._get_users)
         app.router.add_get("/helix/chat/chatters", self._get_chatters)
-        runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.SockSite(runner, self._sock).start()
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        started.set_result(None)
-        try:
-            await self._stopping.wait()
-        finally:
-            await runner.cleanup()
+        return app
 
     # -- the world ------------------------------------------------------------------------
     def user_token(self, scopes: tuple[str, ...] = ("moderator:read:chatters",),

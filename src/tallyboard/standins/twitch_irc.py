@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from .threaded import LoopThread, Stop
 
 LIMIT = 1000  # above this many chatters: NAMES lists moderators only, no JOIN/PART
 NAMES_PER_LINE = 300
@@ -33,7 +34,7 @@ class _Client:
         self.writer.write((line + "\r\n").encode())
 
 
-class TmiStandIn:
+class TmiStandIn(LoopThread):
     """TMI on one port: `url` (irc://127.0.0.1:port) for the client's settings."""
 
     def __init__(self, *, batch_s: float = 0.2, port: int = 0) -> None:
@@ -42,50 +43,27 @@ class TmiStandIn:
         self.moderators: dict[str, set[str]] = {}
         self.received: list[str] = []  # every line clients sent (PASS redacted)
         self._clients: list[_Client] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
         return f"irc://127.0.0.1:{self._port}"
 
     # -- lifetime -------------------------------------------------------------------------
-    def start(self) -> None:
-        started: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(started),),
-                                        name="tmi-standin", daemon=True)
-        self._thread.start()
-        started.result(timeout=10)
+    thread_name = "tmi-standin"
 
-    def stop(self) -> None:
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._thread = self._loop = None
-
-    def __enter__(self) -> TmiStandIn:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
+    async def _serve(self) -> Stop:
         server = await asyncio.start_server(self._session, "127.0.0.1", self._port)
         self._port = server.sockets[0].getsockname()[1]
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        started.set_result(None)
         flusher = asyncio.create_task(self._flush_batches())
-        try:
-            await self._stopping.wait()
-        finally:
+
+        async def stop() -> None:
             flusher.cancel()
             server.close()
             for c in self._clients:
                 c.writer.close()
             await server.wait_closed()
+        return stop
 
     def _call(self, fn: object, *args: object) -> None:
         """Run `fn(*args)` on the server's loop and wait for it."""
