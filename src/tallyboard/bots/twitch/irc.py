@@ -184,6 +184,7 @@ class ChatMembership:
             self._send(f"PASS oauth:{token}", secret=True)
         self._send(f"NICK {self.me}")
         stopping = asyncio.ensure_future(stop.wait())
+        reading: asyncio.Future[bytes] | None = None
         try:
             while True:
                 reading = asyncio.ensure_future(reader.readline())
@@ -200,8 +201,10 @@ class ChatMembership:
                 if self._handle(parse(raw.decode("utf-8", "replace"))):
                     log.info("Twitch chat asked to reconnect")
                     return True
-        finally:
+        finally:  # also when this task is cancelled: no read is left pending
             stopping.cancel()
+            if reading is not None:
+                reading.cancel()
 
     def _down(self) -> None:
         if self.connected:
