@@ -671,6 +671,16 @@ def test_room_and_rooms(http: TestClient) -> None:
     assert http.get("/v1/presence/rooms/gone").json() == {"room": "gone", "members": []}
 
 
+def test_sessions_of_one_second_keep_their_opening_order(http: TestClient,
+                                                         clock: Clock) -> None:
+    """Join, leave and join again in one second: the closed session comes first, the open
+    one last (as they were opened), not the other way round."""
+    http.post("/v1/presence", json=[join("a", "ann", T - 9), leave("a", "ann", T - 9),
+                                    join("a", "ann", T - 9)])
+    got = http.get("/v1/presence/sessions", params={"member": "ann"}).json()["sessions"]
+    assert [(s["start"], s["end"]) for s in got] == [(T - 9, T - 9), (T - 9, None)]
+
+
 def test_sessions_endpoint_and_filters(http: TestClient, clock: Clock) -> None:
     http.post("/v1/presence", json=[join("a", "ann", T - 1000), leave("a", "ann", T - 900),
                                     join("b", "ann", T - 500), leave("b", "ann", T - 400),

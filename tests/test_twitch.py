@@ -196,6 +196,15 @@ def test_viewers_over_time_put_helix_viewer_count_beside_the_chatters(
         assert all(p["viewer_count"] is None for p in minutes if not p["checks"])
         assert w.run(w.tracker.viewers("beta", start=T0, end=T0 + 60, step="hour"))[0][
             "viewer_count"] is None  # never checked: no samples, not an error
+        # the viewer metrics on another calendar than presence's (+5:30: their hours start
+        # at :30): the counts still follow the presence buckets
+        for metric in ("twitch_viewer_count", "twitch_viewer_checks"):
+            w.tb.set_metric(metric, {"timezone": "Asia/Kolkata"}, space=SPACE, rebuild=True)
+        shifted = w.run(w.tracker.viewers("alpha", start=T0 - 7200, end=T0 + 180,
+                                          step="hour"))
+        assert [p["start"] % 3600 for p in shifted] == [0] * len(shifted)
+        assert [(p["viewer_count"], p["checks"]) for p in shifted if p["checks"]] == [
+            (15.5, 2)]
 
 
 def test_streams_added_and_removed_while_running(helix: HelixStandIn, tmp_path: Path) -> None:

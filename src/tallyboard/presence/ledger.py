@@ -364,6 +364,7 @@ class PresenceLedger:
 
     def sessions(self, member: str, start: int | None, end: int | None) -> list[Session]:
         """The member's sessions (open ones last, end None) overlapping ``[start, end)``."""
-        found = [Session(r, a, None if e == OPEN else e) for r, a, e in self.visits.of(member)
+        found = [Session(r, a, None if e == OPEN else e)  # in opening order: ties keep it
+                 for r, a, e in reversed(self.visits.of(member))
                  if (end is None or a < end) and (start is None or e > start)]
         return sorted(found, key=lambda s: (s.start, s.room))

@@ -31,7 +31,13 @@ class LoopThread:
         self._thread = threading.Thread(target=asyncio.run, args=(self._run(started),),
                                         name=self.thread_name, daemon=True)
         self._thread.start()
-        started.result(timeout=10)
+        try:
+            started.result(timeout=10)
+        except BaseException:  # it never listened: nothing is left started
+            self._thread.join(timeout=10)
+            self._thread = None
+            self._stopped()
+            raise
 
     def stop(self) -> None:
         loop, stopping, thread = self._loop, self._stopping, self._thread
@@ -87,6 +93,8 @@ class WebStandIn(LoopThread):
         return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the stand-in is already started")
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", self._port))
         self._port = self._sock.getsockname()[1]

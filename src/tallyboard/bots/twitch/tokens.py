@@ -52,6 +52,11 @@ class KeptTokens:
             finally:
                 os.close(fd)
             tmp.replace(self.path)
+            folder = os.open(self.path.parent, os.O_RDONLY)
+            try:  # the rename itself survives a power cut
+                os.fsync(folder)
+            finally:
+                os.close(folder)
         except OSError as exc:
             log.error("could not keep the renewed Twitch tokens in %s: %s (a restart "
                       "starts from the configured ones, which may be used up)", self.path, exc)

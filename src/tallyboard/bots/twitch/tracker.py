@@ -314,10 +314,11 @@ class Tracker:
             return
         try:
             await self._ask(self.tally.record_many, events)
-        except PollFailed as exc:
+        except Exception as exc:  # the rest of the refresh (leaves of ended streams) goes on
+            reason = exc.reason if isinstance(exc, PollFailed) else _reason(exc)
             log.warning("could not keep Helix's viewer counts of %d streams: %s",
-                        len(live), exc)
-            self.metrics.failures.labels(reason=exc.reason).inc()
+                        len(live), exc, exc_info=not isinstance(exc, PollFailed))
+            self.metrics.failures.labels(reason=reason).inc()
 
     async def viewers(self, stream: str, *, start: float, end: float | None,
                       step: str) -> list[dict[str, Any]]:
@@ -329,6 +330,16 @@ class Tracker:
                                           start=start, end=end, space=self.space)
         counts = await self._series(VIEWER_COUNT, stream, step, start, end)
         checks = await self._series(VIEWER_CHECKS, stream, step, start, end)
+        if checks and set(checks) != {b.start for b in present}:
+            # the viewer metrics' calendar is not the presence metric's (its timezone or
+            # day start was changed): their sums over the presence buckets instead
+            stops = [b.start for b in present[1:]] + [self.clock() if end is None else end]
+            spans = [(max(start, b.start), stop) for b, stop in zip(present, stops,
+                                                                      strict=True)]
+            counts = {b.start: await self._sum(VIEWER_COUNT, stream, lo, hi)
+                      for b, (lo, hi) in zip(present, spans, strict=True)}
+            checks = {b.start: await self._sum(VIEWER_CHECKS, stream, lo, hi)
+                      for b, (lo, hi) in zip(present, spans, strict=True)}
         return [{"start": b.start, "label": b.label, "peak": b.peak, "avg": b.avg,
                  "viewer_count": counts.get(b.start, 0) / checks[b.start]
                  if checks.get(b.start) else None, "checks": checks.get(b.start, 0)}
@@ -343,6 +354,11 @@ class Tracker:
         except NotFound:  # no live check has been kept yet
             return {}
         return {p.start: p.value for p in got}
+
+    async def _sum(self, metric: str, stream: str, lo: float, hi: float) -> int:
+        got: int = await asyncio.to_thread(self.tally.sum, metric, stream, start=lo, end=hi,
+                                           space=self.space)
+        return got
 
     async def _empty(self, room: str, ts: float, why: str) -> bool:
         """Everyone in `room` leaves at `ts` (the stream ended or is no longer watched);
