@@ -196,13 +196,16 @@ def test_viewers_over_time_put_helix_viewer_count_beside_the_chatters(
         assert all(p["viewer_count"] is None for p in minutes if not p["checks"])
         assert w.run(w.tracker.viewers("beta", start=T0, end=T0 + 60, step="hour"))[0][
             "viewer_count"] is None  # never checked: no samples, not an error
-        # the viewer metrics on another calendar than presence's (+5:30: their hours start
-        # at :30): the counts still follow the presence buckets
+        # the viewer metrics on another calendar than presence's (+5:30: their days start
+        # at 18:30 UTC): the counts still follow the presence buckets (UTC days)
         for metric in ("twitch_viewer_count", "twitch_viewer_checks"):
             w.tb.set_metric(metric, {"timezone": "Asia/Kolkata"}, space=SPACE, rebuild=True)
+        theirs = w.tb.series("twitch_viewer_count", "alpha", step="day", start=T0,
+                             end=T0 + 180, space=SPACE)
+        assert theirs[0].start % 86_400 == 66_600  # 18:30 UTC: the fallback is needed
         shifted = w.run(w.tracker.viewers("alpha", start=T0 - 7200, end=T0 + 180,
-                                          step="hour"))
-        assert [p["start"] % 3600 for p in shifted] == [0] * len(shifted)
+                                          step="day"))
+        assert [p["start"] % 86_400 for p in shifted] == [0] * len(shifted)
         assert [(p["viewer_count"], p["checks"]) for p in shifted if p["checks"]] == [
             (15.5, 2)]
 
