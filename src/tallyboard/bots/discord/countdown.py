@@ -129,7 +129,8 @@ class Countdowns(commands.Cog):
                     resumed: bool) -> bool:
         """Send ticks on the absolute schedule; False when halted before the end. A
         resumed count skips the ticks due more than a second ago (the restart rule) until
-        its first send, and says which it skipped.
+        its first send, and says which it skipped, once: ticks the note itself made late
+        (a slow or rate-limited send) are sent, late, rather than named in a second note.
 
         The schedule is anchored to the wall clock once (`started` is wall-clock time, so
         it survives a restart), then kept on the monotonic clock: a wall clock slewed or
@@ -157,6 +158,7 @@ class Countdowns(commands.Cog):
                 await _say(channel, f"Back after a restart: skipped {_span(skipped)}, "
                                     "counting on.")
                 skipped.clear()
+                resumed = False  # one note per restart: what the note made late is sent
                 continue  # the note took time: look at this tick again
             resumed = False
             if not await self.bot.keep(self.bot.state.mark_sent, c, tick):  # never twice
