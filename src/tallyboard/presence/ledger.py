@@ -259,9 +259,10 @@ class PresenceLedger:
         """
         mine = self._moves.get(member)
         if mine is None:
-            if kind == "join" and self.visits.count(member) == 1:
+            room0, sessions = self.visits.first(member)
+            if kind == "join" and sessions == 1:
                 return  # the first move (a join: a leave needs a session) is that session
-            room0 = self.visits.first_room(member)  # still open: this closes it, or is later
+            # the second move: the first session is still open (this closes it, or is later)
             mine = self._moves[member] = _Moves()
             mine.moves.append((self.present[room0][member], 0, "join", room0))  # seq 0: first
             self._pair(member, mine, mine.moves[0])

@@ -66,19 +66,13 @@ class SessionIndex:
             raise KeyError((member, room))
         self.end[row] = ts
 
-    def first_room(self, member: str) -> str:
-        """The room of the member's first session (KeyError if none)."""
-        row = self._last[self._member_ids[member]]
+    def first(self, member: str) -> tuple[str, int]:
+        """The room of the member's first session and how many it has had, open ones
+        included (KeyError if none), in one walk of its chain."""
+        row, count = self._last[self._member_ids[member]], 1
         while self.prev[row] >= 0:
-            row = self.prev[row]
-        return self.room_names[self.room[row]]
-
-    def count(self, member: str) -> int:
-        """How many sessions the member has had, open ones included."""
-        found, row = 0, self._last[self._member_ids[member]]
-        while row >= 0:
-            found, row = found + 1, self.prev[row]
-        return found
+            row, count = self.prev[row], count + 1
+        return self.room_names[self.room[row]], count
 
     def of(self, member: str) -> list[tuple[str, int, int]]:
         """The member's sessions, newest first: (room, start, end), end OPEN if open."""
