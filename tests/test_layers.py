@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tallyboard"
 
 # a layer may import its own modules and those of the layers after it, never before
 LAYERS: list[tuple[str, set[str]]] = [
-    ("edges", {"api", "cli", "bots", "bench", "standins", "client", "simulate", "settings",
+    ("edges", {"api", "cli", "bots", "bench", "standins", "client", "simulate", "settings", "queue",
                "__init__"}),
     ("engine", {"engine", "presence_engine", "checkpoint", "heap"}),  # presence is mixed in
     ("stores", {"stores"}),

@@ -35,6 +35,7 @@ from .errors import (
     Unauthorized,
 )
 from .heap import tune_gc
+from .queue import publish
 from .stores import log_from_url, shared_log
 from .windows import Window
 
@@ -42,7 +43,7 @@ __all__ = [
     "Accepted", "BadQuery", "BadRequest", "Calendar", "Conflict", "DataInUse", "Entry", "Event",
     "Forbidden", "InvalidEvent", "Leaderboard", "MetricConfig", "NotFound", "Point", "Rank",
     "RateLimited", "RemoteTallyboard", "Run", "StoreUnavailable", "Streak", "Tallyboard",
-    "TallyboardError", "TooLarge", "Unauthorized", "Window", "open", "tune_gc",
+    "TallyboardError", "TooLarge", "Unauthorized", "Window", "open", "publish", "tune_gc",
 ]
 
 

@@ -23,11 +23,13 @@ from ..bots.state import BotState
 from ..bots.twitch.tracker import Tracker
 from ..engine import KEEP_UP_EVERY, Tallyboard
 from ..errors import StoreUnavailable, TallyboardError, Unauthorized
+from ..queue.kept import KeptMessages
 from ..settings import Settings
 from .admission import WriteGate
 from .auth import KeyRing
 from .bot_routes import router as bot_router
 from .guards import HostGuard, allowed_hosts, declared_media_type
+from .ingest_routes import router as ingest_router
 from .presence_routes import router as presence_router
 from .routes import JSON, router
 from .schemas import MEANINGS, ErrorOut, finish_openapi
@@ -53,6 +55,7 @@ def create_app(engine: Tallyboard, settings: Settings | None = None) -> FastAPI:
                   dependencies=[Depends(declared_media_type)],
                   lifespan=functools.partial(_keeping_up, engine))
     app.state.engine = engine
+    app.state.checks = []
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.telemetry = telemetry = Telemetry(engine)
     app.state.run = _in_thread
@@ -75,6 +78,7 @@ def create_bot_app(state: BotState | None, settings: Settings | None = None) -> 
                   dependencies=[Depends(declared_media_type)])
     app.state.keys = KeyRing(settings.keys, settings.rate_limit, settings.rate_burst)
     app.state.registry = registry = CollectorRegistry()
+    app.state.checks = []
     if state is not None:
         add_bot_routes(app, state)
     _guard_hosts(app, settings)
@@ -85,6 +89,12 @@ def create_bot_app(state: BotState | None, settings: Settings | None = None) -> 
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {
+        "model": ErrorOut, "description": MEANINGS[503]}})
+    def readyz(request: Request) -> Response:
+        """Readiness: what runs in this process (a queue worker's brokers) is connected."""
+        return _not_ready(request) or JSON({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def prometheus() -> Response:
@@ -99,6 +109,25 @@ def add_bot_routes(app: FastAPI, state: BotState) -> None:
     app.state.bot_state = state
     app.include_router(bot_router)
     app.openapi_schema = None
+
+
+def add_ingest_routes(app: FastAPI, kept: KeptMessages,
+                      problems: Callable[[], list[str]]) -> None:
+    """Serve a queue worker's kept messages (``/v1/ingest/errors``) from `app`, and make
+    /readyz answer 503 while `problems` names any (a broker that is down)."""
+    app.state.kept = kept
+    app.state.checks.append(problems)
+    app.include_router(ingest_router)
+    app.openapi_schema = None
+
+
+def _not_ready(request: Request) -> Response | None:
+    """The 503 of /readyz when a check of the app names a problem."""
+    found = [p for check in request.app.state.checks for p in check()]
+    if not found:
+        return None
+    return _error(503, {"error": {"code": "not_ready", "message": "; ".join(found)}},
+                  retry_after=1)
 
 
 def add_twitch_routes(app: FastAPI, tracker: Tracker) -> None:
@@ -212,7 +241,7 @@ def _add_operations(app: FastAPI, telemetry: Telemetry) -> None:
         except StoreUnavailable as exc:
             return _error(503, {"error": {"code": "store_unavailable", "message": str(exc)}},
                           retry_after=1)
-        return JSON({"status": "ready", "events": engine.events_total})
+        return _not_ready(request) or JSON({"status": "ready", "events": engine.events_total})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def prometheus() -> Response:

@@ -279,6 +279,21 @@ class BotErrorsOut(BaseModel):
     errors: list[BotErrorOut]
 
 
+class IngestErrorOut(BaseModel):
+    id: int
+    at: float = Field(description="Unix seconds when it was kept")
+    source: str = Field(description="the worker's --from URL, password hidden")
+    origin: str = Field(description="where the message sat in its broker (unique)")
+    reason: str
+    body: str = Field(description="the original bytes as UTF-8 (undecodable bytes as U+FFFD)")
+    body_base64: str = Field(description="the original bytes, exactly")
+    replayed: float | None = Field(description="Unix seconds when it was published again")
+
+
+class IngestErrorsOut(BaseModel):
+    errors: list[IngestErrorOut]
+
+
 class BotCountdownOut(BaseModel):
     channel: str
     guild: str | None

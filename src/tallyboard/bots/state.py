@@ -8,17 +8,12 @@ runs them off its event loop.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import StoreUnavailable
-from ..redact import redact
+from ..stores.small_sql import SmallSQL, connector
 
 ErrorKind = Literal["command", "general"]
 STATE_FILE = "discord.sqlite3"
@@ -86,52 +81,11 @@ class GuildSettings:
             and mine.isdisjoint(self.untracked)
 
 
-class BotState:
+class BotState(SmallSQL):
     """Countdowns, errors and guild settings in one SQL database (SQLite or PostgreSQL)."""
 
     def __init__(self, connect: Callable[[], Any], placeholder: str, serial: str) -> None:
-        self._connect = connect
-        self._mark = placeholder
-        self._lock = threading.Lock()
-        self._db = connect()
-        with self._transaction() as db:
-            for statement in SCHEMA:
-                db.execute(statement.format(serial=serial))
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        """One committed transaction; a database error is StoreUnavailable (retryable), and
-        a connection the server dropped is opened again on the next call."""
-        with self._lock:
-            if self._dropped():
-                self._db = self._connect()
-            try:
-                yield self._db
-                self._db.commit()
-            except (sqlite3.Error, _pg_error()) as exc:
-                with suppress(sqlite3.Error, _pg_error()):
-                    self._db.rollback()
-                raise StoreUnavailable(f"the bot state could not be written: {exc}") from exc
-
-    def _dropped(self) -> bool:
-        """Whether the server closed the connection (psycopg says so; SQLite never)."""
-        return bool(getattr(self._db, "closed", False) or getattr(self._db, "broken", False))
-
-    def _run(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """One statement in its own transaction; the rows it returns (or, for a write,
-        one row holding the count of rows it changed). Tried again once on a fresh
-        connection when the server had dropped the old one (an idle timeout, a failover):
-        nothing was committed then."""
-        for attempt in (1, 2):
-            try:
-                with self._transaction() as db:
-                    cursor = db.execute(sql.replace("?", self._mark), tuple(args))
-                    return list(cursor.fetchall()) if cursor.description \
-                        else [(cursor.rowcount,)]
-            except StoreUnavailable:
-                if attempt == 2 or not self._dropped():
-                    raise
-        raise AssertionError("unreachable")
+        super().__init__(connect, placeholder, serial, SCHEMA, "bot state")
 
     # ---- countdowns -------------------------------------------------------------------------
     def save_countdown(self, c: Countdown) -> None:
@@ -194,55 +148,15 @@ class BotState:
                   "streak_minutes = excluded.streak_minutes",
                   (s.guild, ",".join(s.tracked), ",".join(s.untracked), s.streak_minutes))
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
 
 def _ids(text: str) -> tuple[str, ...]:
     return tuple(t for t in text.split(",") if t)
 
 
-def _pg_error() -> type[Exception]:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return sqlite3.Error
-    return psycopg.Error
-
-
 def open_state(url: str) -> BotState:
     """``sqlite:///path/file.sqlite3``, a directory (its ``discord.sqlite3``),
     ``postgresql://…`` or ``memory://`` (nothing kept; for tests)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        import psycopg
-
-        def pg() -> Any:
-            try:
-                return psycopg.connect(url, connect_timeout=5)
-            except psycopg.Error as exc:
-                raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
-
-        return BotState(pg, "%s", "BIGINT GENERATED ALWAYS AS IDENTITY")
-    if url == "memory://":
-        path = ":memory:"
-    elif url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite://")
-    elif "://" in url:
-        raise ValueError(f"unsupported bot state URL {redact(url)!r}; use sqlite:///path, "
-                         "postgresql://…, memory:// or a directory")
-    else:
-        path = str(Path(url) / STATE_FILE)
-
-    def sqlite() -> sqlite3.Connection:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
-
-    return BotState(sqlite, "?", "INTEGER")
+    return BotState(*connector(url, STATE_FILE, "bot state"))
 
 
 def error_record(kind: ErrorKind, exc: BaseException, *, guild: str | None = None,

@@ -29,6 +29,7 @@ def main(verbose: int) -> None:
 
 
 
-from . import bench, bots, ingest, presence, queries, server, simulate  # noqa: E402 - they register on main
+from . import bench, bots, ingest, presence, queries, server, simulate, worker  # noqa: E402 - they register on main
 
-__all__ = ["bench", "bots", "ingest", "main", "presence", "queries", "server", "simulate"]
+__all__ = ["bench", "bots", "ingest", "main", "presence", "queries", "server", "simulate",
+           "worker"]

@@ -136,23 +136,42 @@ def _default_state(settings: Settings) -> str:
                                                      "(env TALLYBOARD_URL).")
 @click.option("--key", envvar="TALLYBOARD_KEY", help="API key with the admin scope for --url.")
 @click.option("-n", "limit", default=20, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--kind", type=click.Choice(["command", "general"]), help="Only this kind.")
+@click.option("--kind", type=click.Choice(["command", "general", "ingest"]),
+              help="Only this kind; ingest: the messages a queue worker kept.")
 @click.option("--guild", help="Only this guild (space).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--replay", "replay_ids", multiple=True, type=int, metavar="ID",
+              help="With --kind ingest: publish kept message ID again (repeat for several), "
+                   "to its source or --to, after a fix.")
+@click.option("--to", "replay_to", metavar="URL", help="Queue to replay to (default: the "
+                                                       "message's source; give it when the "
+                                                       "source URL has a password).")
 def errors(data: Path, state_url: str | None, config_file: Path | None, url: str | None,
            key: str | None, limit: int, kind: str | None, guild: str | None,
-           as_json: bool) -> None:
-    """List the errors a bot kept, newest first: command errors and general ones.
+           as_json: bool, replay_ids: tuple[int, ...], replay_to: str | None) -> None:
+    """List the errors a bot kept, newest first: command errors and general ones; with
+    --kind ingest, the messages a queue worker could not apply (and --replay them).
 
     \b
         tallyboard errors                      # the embedded bot's, in ./tallyboard-data
         tallyboard errors --kind command -n 5
         tallyboard errors --config tallyboard.toml       # where [discord] state points
         tallyboard errors --url http://127.0.0.1:8080 --key $ADMIN_KEY
+        tallyboard errors --kind ingest --state postgresql://postgres@127.0.0.1/tallyboard
+        tallyboard errors --kind ingest --replay 7 --replay 8
     """
     if state_url is None and config_file is not None:
         settings = settings_or_exit(config_file)
-        state_url = settings.discord.state or _default_state(settings)
+        state_url = (settings.discord.state if kind != "ingest" else None) \
+            or _default_state(settings)
+    if kind == "ingest" or replay_ids:
+        from .kept import list_kept, replay
+
+        if replay_ids:
+            replay(state_url or str(data), replay_ids, replay_to)
+        else:
+            list_kept(url, key, state_url or str(data), limit, as_json)
+        return
     found = _errors_from(url, key, state_url or str(data), limit, kind, guild)
     if as_json:
         out.print_json(json.dumps({"errors": found}))

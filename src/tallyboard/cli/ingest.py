@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import orjson
 from rich.progress import (
     BarColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -21,6 +23,7 @@ from rich.progress import (
 from ..client import RemoteTallyboard
 from ..engine import Tallyboard
 from ..errors import InvalidEvent
+from ..redact import redact
 from . import main
 from .common import console, number, opened, out, store_options
 
@@ -30,10 +33,13 @@ from .common import console, number, opened, out, store_options
 @click.option("--format", "fmt", type=click.Choice(["auto", "ndjson", "csv"]), default="auto",
               show_default=True, help="File format; auto looks at the extension.")
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 10_000),
-              help="Events per atomic write.")
+              help="Events per atomic write (with --to: per message).")
+@click.option("--to", "queue_url", metavar="URL",
+              help="Publish to a queue that `tallyboard worker --from URL` consumes instead "
+                   "of writing: nats://…, redis-stream://… or amqp://….")
 @store_options
-def ingest(file: Path, fmt: str, batch_size: int, data: Path, url: str | None,
-           key: str | None, space: str) -> None:
+def ingest(file: Path, fmt: str, batch_size: int, queue_url: str | None, data: Path,
+           url: str | None, key: str | None, space: str) -> None:
     """Load events from an NDJSON or CSV file, in batches, with a progress bar.
 
     \b
@@ -41,16 +47,24 @@ def ingest(file: Path, fmt: str, batch_size: int, data: Path, url: str | None,
     CSV: a header with metric,member and optionally value,ts,id,space and
     tag.<dimension> columns (empty cells are left out).
     Bad lines are skipped and listed with their line numbers; the rest is kept.
+    With --to, lines that are not JSON are skipped the same way and the rest is
+    published as JSON-array messages of --batch-size events; the worker validates them
+    (a message it cannot apply is kept: tallyboard errors --kind ingest).
+
+    \b
+        tallyboard ingest events.ndjson
+        tallyboard ingest points.csv --url http://127.0.0.1:8080
+        tallyboard ingest events.ndjson --batch-size 1000 \\
+            --to redis-stream://127.0.0.1:6379/0/events
     """
     if fmt == "auto":
         fmt = "csv" if file.suffix.lower() == ".csv" else "ndjson"
+    if queue_url:
+        _publish(file, fmt, batch_size, queue_url)
+        return
     accepted = duplicates = 0
     rejected: list[tuple[int, str]] = []
-    with opened(data, url, key) as tb, Progress(
-        TextColumn("[bold]ingest"), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
-    ) as bar:
-        task = bar.add_task("ingest", total=file.stat().st_size)
+    with opened(data, url, key) as tb, _bar(file) as (bar, task):
         batch: list[tuple[int, Any]] = []
         for lineno, item, size in _read(file, fmt):
             if isinstance(item, str):
@@ -65,12 +79,58 @@ def ingest(file: Path, fmt: str, batch_size: int, data: Path, url: str | None,
             a, d = _send(tb, batch, space, rejected)
             accepted, duplicates = accepted + a, duplicates + d
     out.print(f"accepted {accepted:,} · duplicates {duplicates:,} · rejected {len(rejected):,}")
+    _report(rejected)
+
+
+def _report(rejected: list[tuple[int, str]]) -> None:
+    """List the lines left out (the first 50), and fail if there were any."""
     for lineno, why in sorted(rejected)[:50]:
         out.print(f"  line {lineno}: {why}")
     if len(rejected) > 50:
         out.print(f"  … and {len(rejected) - 50:,} more")
     if rejected:
         sys.exit(1)
+
+
+def _publish(file: Path, fmt: str, per_message: int, queue_url: str) -> None:
+    """Publish the file's events to a queue, `per_message` to a message."""
+    from ..queue.publish import Publisher
+
+    rejected: list[tuple[int, str]] = []
+    events = messages = 0
+    try:
+        publisher = Publisher(queue_url)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        with publisher, _bar(file) as (bar, task):
+            batch: list[Any] = []
+            for lineno, item, size in _read(file, fmt):
+                if isinstance(item, str):
+                    rejected.append((lineno, item))
+                elif item is not None:
+                    batch.append(item)
+                bar.advance(task, size)
+                if len(batch) >= per_message * 100:
+                    messages += publisher.send_events(batch, per_message)
+                    events, batch = events + len(batch), []
+            if batch:
+                messages += publisher.send_events(batch, per_message)
+                events += len(batch)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # the broker's own errors, whichever it is
+        raise click.ClickException(redact(f"cannot publish to {queue_url}: {exc}")) from exc
+    out.print(f"published {events:,} events in {messages:,} messages to {redact(queue_url)}"
+              f" · rejected {len(rejected):,}")
+    _report(rejected)
+
+
+@contextmanager
+def _bar(file: Path) -> Iterator[tuple[Progress, TaskID]]:
+    with Progress(TextColumn("[bold]ingest"), BarColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console, transient=False) as bar:
+        yield bar, bar.add_task("ingest", total=file.stat().st_size)
 
 
 def _read(file: Path, fmt: str) -> Iterator[tuple[int, Any, int]]:

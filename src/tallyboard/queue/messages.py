@@ -1,0 +1,64 @@
+"""A queue message's items, as ``POST /v1/events`` and ``POST /v1/presence`` take them:
+one JSON object, a JSON array or NDJSON lines, within the same limits (10 MiB, 10,000
+items). Items with a ``type`` (join, leave, snapshot) are presence; the others are events.
+
+Items without an ``id`` get one from the message's place in its broker
+(`sources.stable_id`), so a redelivered message counts once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..api.body import MAX_EVENTS, parse_items
+from ..errors import TallyboardError
+from .sources import Delivery, stable_id
+
+
+class BadMessage(Exception):
+    """A message that can never be applied as it is: kept, with this reason, and acked."""
+
+
+@dataclass(slots=True)
+class Items:
+    """The events and presence operations of one message."""
+
+    delivery: Delivery
+    events: list[Any] = field(default_factory=list)
+    ops: list[Any] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.ops)
+
+
+def decode(delivery: Delivery) -> Items:
+    """The items of `delivery`, each with an id; BadMessage if it is not tallyboard JSON."""
+    body = delivery.body
+    try:
+        items = parse_items(body, _ndjson(body), MAX_EVENTS)
+    except TallyboardError as exc:
+        raise BadMessage(exc.message.replace("the body", "the message")) from None
+    found = Items(delivery)
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            if "id" not in item:
+                item["id"] = stable_id(delivery.origin, i)
+            (found.ops if "type" in item else found.events).append(item)
+        else:  # the engine names what is wrong with it, and where
+            found.events.append(item)
+    return found
+
+
+def _ndjson(body: bytes) -> str | None:
+    """NDJSON when the first line is a whole JSON value and more lines follow."""
+    first, newline, rest = body.strip().partition(b"\n")
+    if not newline or not rest.strip():
+        return None
+    try:
+        orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return None
+    return "application/x-ndjson"
