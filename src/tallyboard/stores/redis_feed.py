@@ -32,7 +32,7 @@ from .batches import by_space, decode, encode, ids_of, wanted, without
 
 log = logging.getLogger("tallyboard.redis")
 
-LIBRARY = """#!lua name=tallyboard_v2
+LIBRARY = """#!lua name=tallyboard_v3
 
 -- One batch of one space in one call: unless the space is fenced by a rebuild or the
 -- batch's publication marker is set already, claim its ids and append it to the feed.
@@ -42,7 +42,8 @@ LIBRARY = """#!lua name=tallyboard_v2
 -- appended even if every id was held (events without ids, or configs); ARGV[4] the fence
 -- this caller may pass ('' unless it is the rebuild); ARGV[5] the marker's lifetime (s),
 -- '0' for no marker; ARGV[6..] the batch position of each id key.
--- Returns {'ok', entry id or '', the entry before it or '', held positions...},
+-- Returns {'ok', entry id or '', the entry before it or '', {held positions}} (a table:
+-- unpacking 10,000 of them would pass Lua's stack limit of 8,000),
 -- {'dup'} (the marker was set: published before) or {'fenced'}.
 local function publish(keys, args)
   local fence = redis.call('GET', keys[2])
@@ -62,7 +63,7 @@ local function publish(keys, args)
     if last[1] then before = last[1][1] end
     entry = redis.call('XADD', keys[1], '*', 'b', args[1], 'h', table.concat(held, ','))
   end
-  return {'ok', entry, before, unpack(held)}
+  return {'ok', entry, before, held}
 end
 
 -- Take a space's write lock (KEYS[1] lock, KEYS[2] dirty flag; ARGV[1] our token,
@@ -85,9 +86,9 @@ local function unlock(keys, args)
   return 0
 end
 
-redis.register_function('tb2_publish', publish)
-redis.register_function('tb2_lock', lock)
-redis.register_function('tb2_unlock', unlock)
+redis.register_function('tb3_publish', publish)
+redis.register_function('tb3_lock', lock)
+redis.register_function('tb3_unlock', unlock)
 """
 CHUNK = 2000  # feed entries read per round trip
 MAX_UNPUBLISHED = 10_000  # durable batches waiting for Redis before writes are refused
@@ -256,7 +257,7 @@ class RedisFeed(EventLog):
         return []
 
     def _send(self, out: Outgoing, fence: str = "") -> tuple[str, list[int]]:
-        """One `tb2_publish`: 'ok' with the positions held, 'dup' or 'fenced'. A batch
+        """One `tb3_publish`: 'ok' with the positions held, 'dup' or 'fenced'. A batch
         published (or found published) is queued for its journal row to be settled."""
         ttl = int(out.received_at + self.id_retention - time.time())
         ids = ids_of(out.part) if ttl > 0 else []
@@ -269,7 +270,7 @@ class RedisFeed(EventLog):
                            int(must), fence,
                            0 if out.token is None else int(self.id_retention),
                            *(p for p, _ in ids)]
-        got = self._call(_fcall, "tb2_publish", keys, args)
+        got = self._call(_fcall, "tb3_publish", keys, args)
         status = _text(got[0])
         if status == "fenced":
             return status, []
@@ -277,7 +278,7 @@ class RedisFeed(EventLog):
             self._published.append((space, out.token))
         if status == "dup":
             return status, []
-        entry, before, held = _text(got[1]), _text(got[2]), [int(p) for p in got[3:]]
+        entry, before, held = _text(got[1]), _text(got[2]), [int(p) for p in got[3]]
         if entry and not fence:
             if len(self._mine) > 10_000:  # never followed (a writer that never reads)
                 self._mine.clear()
@@ -425,7 +426,7 @@ class RedisFeed(EventLog):
         try:
             for space in spaces:
                 deadline = time.monotonic() + self.lock_seconds
-                while (dirty := self._call(_fcall, "tb2_lock", [
+                while (dirty := self._call(_fcall, "tb3_lock", [
                         self._key("lock", space), self._key("dirty", space)],
                         [token, int(self.lock_seconds * 1000)])) is None:
                     if time.monotonic() > deadline:
@@ -445,7 +446,7 @@ class RedisFeed(EventLog):
                 if space not in waiting:  # else the next holder publishes what we left
                     keys.append(self._key("dirty", space))
                 with contextlib.suppress(StoreUnavailable):
-                    self._call(_fcall, "tb2_unlock", keys, [token])
+                    self._call(_fcall, "tb3_unlock", keys, [token])
 
     # ---- rebuild --------------------------------------------------------------------------
     def rebuild(self, progress: Callable[[int, int | None], None] | None = None) -> int:
@@ -459,7 +460,7 @@ class RedisFeed(EventLog):
             return _Rebuild(self, f"rebuild:{token}").run(progress)
         finally:
             with contextlib.suppress(StoreUnavailable):
-                self._call(_fcall, "tb2_unlock", [self._key("rebuilding")], [token])
+                self._call(_fcall, "tb3_unlock", [self._key("rebuilding")], [token])
 
     def space_keys(self, spaces: Collection[str] | None = None) -> dict[str, list[bytes]]:
         """Every key under the prefix that belongs to a space, by space (`spaces` only,
