@@ -24,14 +24,23 @@ class BadMessage(Exception):
 
 @dataclass(slots=True)
 class Items:
-    """The events and presence operations of one message."""
+    """The events and presence operations of one message, and where each operation sat
+    in it (events are the rest)."""
 
     delivery: Delivery
     events: list[Any] = field(default_factory=list)
     ops: list[Any] = field(default_factory=list)
+    op_at: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.events) + len(self.ops)
+
+    def position(self, phase: str, nth: int) -> int:
+        """The index in the message of the `nth` item of `phase` (events or ops)."""
+        if phase == "ops":
+            return self.op_at[nth]
+        taken = set(self.op_at)
+        return [i for i in range(len(self)) if i not in taken][nth]
 
 
 def decode(delivery: Delivery) -> Items:
@@ -40,13 +49,18 @@ def decode(delivery: Delivery) -> Items:
     try:
         items = parse_items(body, _ndjson(body), MAX_EVENTS)
     except TallyboardError as exc:
-        raise BadMessage(exc.message.replace("the body", "the message")) from None
+        raise BadMessage(exc.message.replace("the body", "the message")
+                         .replace("one request", "one message")) from None
     found = Items(delivery)
     for i, item in enumerate(items):
         if isinstance(item, dict):
             if "id" not in item:
                 item["id"] = stable_id(delivery.origin, i)
-            (found.ops if "type" in item else found.events).append(item)
+            if "type" in item:
+                found.ops.append(item)
+                found.op_at.append(i)
+            else:
+                found.events.append(item)
         else:  # the engine names what is wrong with it, and where
             found.events.append(item)
     return found

@@ -33,6 +33,7 @@ SEND_AT_ONCE = 1000
 
 class RabbitSource(Source):
     FAILURES = (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException,
+                aiormq.exceptions.ChannelInvalidStateError,  # an ack on a channel now closed
                 ConnectionError, OSError, asyncio.TimeoutError)
 
     def __init__(self, url: str) -> None:

@@ -10,6 +10,7 @@ APPLY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 class QueueMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         def counter(name: str, doc: str) -> Counter:
             return Counter(f"tallyboard_queue_{name}", doc, ["source"], registry=registry)
 

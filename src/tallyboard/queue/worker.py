@@ -46,10 +46,12 @@ class Refused(Exception):
     """The engine refused a call because of one message's content (`culprit`, when the
     refusal names an item)."""
 
-    def __init__(self, error: TallyboardError, culprit: Items | None) -> None:
+    def __init__(self, error: TallyboardError, culprit: Items | None,
+                 index: int | None) -> None:
         super().__init__(error.message)
         self.error = error
         self.culprit = culprit
+        self.index = index
 
 
 class Stopped(Exception):
@@ -99,14 +101,14 @@ class Worker:
                 up.set(1)
                 log.info("consuming %s", source.name)
                 await self._drain(source)
-            except source.FAILURES as exc:
+            except Stopped:
+                pass
+            except Exception as exc:  # the broker, its client, or a bug: never the end
                 state.up, state.problem = False, f"{type(exc).__name__}: {exc}"
                 up.set(0)
                 self.metrics.reconnects.labels(source.name).inc()
                 log.warning("cannot consume %s (%s); trying again in %.0f s", source.name,
-                            state.problem, wait)
-            except Stopped:
-                pass
+                            state.problem, wait, exc_info=not isinstance(exc, source.FAILURES))
             finally:
                 await source.close()
             if await _stopped_within(self._stop, wait):
@@ -165,7 +167,7 @@ class Worker:
                 if culprit is None:  # a refusal that names no message: find it by halves
                     await self._halves(name, chunk, bad)
                     return
-                bad.append((culprit.delivery, _reason(refused.error)))
+                bad.append((culprit.delivery, _reason(refused.error, refused.index)))
                 chunk = [m for m in chunk if m is not culprit]
                 continue
             except Exception as exc:  # a message that breaks the engine must not block
@@ -197,7 +199,7 @@ class Worker:
             try:
                 got = call(items, space=self.space)
             except POISON as exc:
-                raise Refused(exc, _owner(chunk, phase, exc)) from exc
+                raise Refused(exc, *_owner(chunk, phase, exc)) from exc
             accepted, duplicates = accepted + got.accepted, duplicates + got.duplicates
         return accepted, duplicates
 
@@ -230,23 +232,33 @@ def _chunks(messages: list[Items], most: int) -> list[list[Items]]:
     return chunks
 
 
-def _owner(chunk: list[Items], phase: str, exc: TallyboardError) -> Items | None:
+def _owner(chunk: list[Items], phase: str, exc: TallyboardError
+           ) -> tuple[Items | None, int | None]:
     """The message of `chunk` whose item the engine named by its index in the call's
-    `phase` items (events, or presence operations)."""
+    `phase` items (events, or presence operations), and that item's index in the
+    message (as the message's producer counts)."""
     index = exc.details.get("index")
     if not isinstance(index, int):
-        return None
+        return None, None
     ends, total = [], 0
     for m in chunk:
         total += len(getattr(m, phase))
         ends.append(total)
     at = bisect.bisect_right(ends, index)
-    return chunk[at] if at < len(chunk) else None
+    if at >= len(chunk):
+        return None, None
+    culprit = chunk[at]
+    nth = index - (ends[at] - len(getattr(culprit, phase)))
+    return culprit, culprit.position(phase, nth)
 
 
-def _reason(exc: TallyboardError) -> str:
-    where = {k: v for k, v in exc.details.items() if k in ("index", "field")}
-    return f"{exc.code}: {exc.message}" + (f" ({where})" if where else "")
+def _reason(exc: TallyboardError, index: int | None) -> str:
+    """What a kept message's reason says: the engine's code and message, and the item
+    (its index in the message) and field it names."""
+    where = [f"item {index}"] if index is not None else []
+    if exc.details.get("field"):
+        where.append(f"field {exc.details['field']}")
+    return f"{exc.code}: {exc.message}" + (f" ({', '.join(where)})" if where else "")
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
