@@ -6,14 +6,18 @@ import asyncio
 import re
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 import tallyboard
-from tallyboard.api import add_bot_routes, add_twitch_routes, create_app
+from tallyboard.api import add_bot_routes, add_ingest_routes, add_twitch_routes, create_app
 from tallyboard.bots.discord.telemetry import BotMetrics
 from tallyboard.bots.state import open_state
 from tallyboard.bots.twitch.helix import Helix
 from tallyboard.bots.twitch.telemetry import TwitchMetrics
 from tallyboard.bots.twitch.tracker import StreamList, Tracker
 from tallyboard.core.config import FIELDS
+from tallyboard.queue.kept import open_kept
+from tallyboard.queue.telemetry import QueueMetrics
 from tallyboard.settings import DiscordSettings, Settings, TwitchSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -36,6 +40,7 @@ def test_every_route_and_prometheus_metric_is_documented(tmp_path: Path) -> None
     helix = Helix("http://127.0.0.1:9/helix", "http://127.0.0.1:9/oauth2", "id", "token")
     add_twitch_routes(app, Tracker(helix, engine, StreamList(tmp_path / "streams.json"),
                                    space="twitch", interval=60, metrics=twitch))
+    add_ingest_routes(app, open_kept("memory://"), list)  # as `tallyboard worker` serves it
     # The document's paths (included routers too, `{metric}` not `{metric:name}`), and the
     # app's own routes outside it (the dashboard, /docs)
     paths = {*app.openapi()["paths"], *(getattr(r, "path_format", "") for r in app.routes)}
@@ -44,7 +49,9 @@ def test_every_route_and_prometheus_metric_is_documented(tmp_path: Path) -> None
     for path in paths:
         assert f"`{path}`" in text, f"{path} missing from docs/api.md"
     bot = BotMetrics()
-    for registry in (app.state.telemetry.registry, bot.registry, twitch.registry):
+    queue = QueueMetrics(CollectorRegistry())
+    for registry in (app.state.telemetry.registry, bot.registry, twitch.registry,
+                     queue.registry):
         for metric in registry.collect():
             name = metric.name + ("_total" if metric.type == "counter" else "")
             assert f"`{name}`" in text, f"{name} missing from docs/api.md"
