@@ -380,3 +380,60 @@ def test_a_burst_bigger_than_memory_waits_in_the_broker(queue: Queue, tmp_path: 
         assert peak_kb < 250_000, f"peak RSS {peak_kb} KB for a 400 MB burst"
     finally:
         proc.stop()
+
+
+# ---- the command line --------------------------------------------------------------------
+
+def test_a_worker_beside_a_server_writes_through_it(server: ServerProcess,
+                                                    tmp_path: Path) -> None:
+    """`--url`: the server owns the embedded data; the worker posts to it."""
+    q = Queue("redis")
+    try:
+        events = points(4000)
+        with Publisher(q.url()) as p:
+            p.send_events(events, per_message=250)
+            p.send([b"{oops"])
+        worker = worker_process(tmp_path, "worker-data", "--from", q.url(), "--url",
+                                server.url)
+        try:
+            wait_for(lambda: http_board(server.url) == totals(events), 60, "every event")
+            listed = httpx.get(worker.url + "/v1/ingest/errors", timeout=10).json()["errors"]
+            assert [e["body"] for e in listed] == ["{oops"]
+            assert listed[0]["reason"].startswith("the message is not valid JSON")
+        finally:
+            worker.stop()
+    finally:
+        q.drop()
+
+
+def test_ingest_to_a_queue_publishes_the_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tallyboard.cli import main
+
+    q = Queue("nats")
+    try:
+        events = points(2500)
+        path = tmp_path / "points.ndjson"
+        path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n{bad\n")
+        got = CliRunner().invoke(main, ["ingest", str(path), "--batch-size", "1000",
+                                        "--to", q.url()])
+        assert got.exit_code == 1, got.output  # the bad line is reported
+        assert "published 2,500 events in 3 messages" in got.output
+        assert "line 2501" in got.output
+        tb = tallyboard.open("memory://")
+        consume(tb, [q.url()], lambda w: board(tb) == totals(events), settle=0.3)
+        assert board(tb) == totals(events)
+    finally:
+        q.drop()
+
+
+def test_a_bad_queue_url_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from tallyboard.cli import main
+
+    got = CliRunner().invoke(main, ["worker", "--from", "kafka://127.0.0.1/topic"])
+    assert got.exit_code == 2 and "unsupported queue URL" in got.output
+    got = CliRunner().invoke(main, ["worker", "--from", "nats://127.0.0.1:4222/ONLY"])
+    assert got.exit_code == 2 and "nats://host:4222/STREAM/SUBJECT" in got.output
