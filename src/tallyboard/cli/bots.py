@@ -4,21 +4,17 @@ it kept."""
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 from pydantic import SecretStr
-from rich.table import Table
 
 from ..errors import TallyboardError
 from ..redact import redact
 from ..settings import Settings
 from . import main
-from .common import console, out
+from .common import console, errors_from_server, show_errors, utc
 from .server import open_engine, settings_or_exit
 
 if TYPE_CHECKING:  # the web stack is imported by the bot commands only, when they run
@@ -173,37 +169,21 @@ def errors(data: Path, state_url: str | None, config_file: Path | None, url: str
             list_kept(url, key, state_url or str(data), limit, as_json)
         return
     found = _errors_from(url, key, state_url or str(data), limit, kind, guild)
-    if as_json:
-        out.print_json(json.dumps({"errors": found}))
-        return
-    if not found:
-        out.print("no errors kept")
-        return
-    table = Table(title=f"{len(found)} newest errors", show_lines=True)
-    for column in ("#", "when (UTC)", "kind", "where", "command", "error"):
-        table.add_column(column)
-    for e in found:
-        when = datetime.fromtimestamp(e["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        where = f"guild {e['guild'] or '-'}\nchannel {e['channel'] or '-'}"
-        table.add_row(str(e["id"]), when, e["kind"], where, e["command"] or "-",
-                      f"{e['error']}\n[dim]{e['traceback'].strip()[-400:]}[/]")
-    out.print(table)
+    show_errors(found, as_json, "errors", ("#", "when (UTC)", "kind", "where", "command",
+                                           "error"), _bot_error_row)
+
+
+def _bot_error_row(e: dict[str, Any]) -> list[str]:
+    where = f"guild {e['guild'] or '-'}\nchannel {e['channel'] or '-'}"
+    return [str(e["id"]), utc(e["at"]), e["kind"], where, e["command"] or "-",
+            f"{e['error']}\n[dim]{e['traceback'].strip()[-400:]}[/]"]
 
 
 def _errors_from(url: str | None, key: str | None, state_url: str, limit: int,
                  kind: str | None, guild: str | None) -> list[dict[str, Any]]:
     if url:
         params = {k: v for k, v in (("limit", limit), ("kind", kind), ("guild", guild)) if v}
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            r = httpx.get(url.rstrip("/") + "/v1/bot/errors", params=params, headers=headers,
-                          timeout=30)
-        except httpx.TransportError as exc:
-            raise click.ClickException(redact(f"cannot reach {url}: {exc}")) from exc
-        if r.status_code != 200:
-            raise click.ClickException(f"{r.status_code}: {r.text[:300]}")
-        got: list[dict[str, Any]] = r.json()["errors"]
-        return got
+        return errors_from_server(url, key, "/v1/bot/errors", params)
     from ..bots.state import STATE_FILE, open_state
 
     if "://" not in state_url and not (Path(state_url) / STATE_FILE).exists():

@@ -98,3 +98,47 @@ def number(text: str) -> int | float | str:
         except ValueError:
             pass
     return text
+
+
+def errors_from_server(url: str, key: str | None, path: str,
+                       params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``errors`` a running process lists at `path` (a bot's, a worker's)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        r = httpx.get(url.rstrip("/") + path, params=params, headers=headers, timeout=30)
+    except httpx.TransportError as exc:
+        raise click.ClickException(redact(f"cannot reach {url}: {exc}")) from exc
+    if r.status_code != 200:
+        raise click.ClickException(f"{r.status_code}: {r.text[:300]}")
+    found: list[dict[str, Any]] = r.json()["errors"]
+    return found
+
+
+def show_errors(found: list[dict[str, Any]], as_json: bool, what: str,
+                columns: tuple[str, ...], row: Callable[[dict[str, Any]], list[str]]) -> None:
+    """Kept errors as JSON, or a table of `columns` (one `row` each), newest first."""
+    import json
+
+    from rich.table import Table
+
+    if as_json:
+        out.print_json(json.dumps({"errors": found}))
+        return
+    if not found:
+        out.print(f"no {what} kept")
+        return
+    table = Table(title=f"{len(found)} newest {what}", show_lines=True)
+    for column in columns:
+        table.add_column(column)
+    for e in found:
+        table.add_row(*row(e))
+    out.print(table)
+
+
+def utc(ts: float) -> str:
+    """Unix seconds as a UTC time a person reads."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")

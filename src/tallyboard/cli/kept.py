@@ -3,18 +3,14 @@ them after a fix."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-import httpx
-from rich.table import Table
 
 from ..errors import TallyboardError
 from ..redact import HIDDEN, redact
-from .common import out
+from .common import errors_from_server, out, show_errors, utc
 
 
 def _open(where: str) -> Any:
@@ -34,38 +30,21 @@ def list_kept(url: str | None, key: str | None, where: str, limit: int,
     """Print the newest kept messages (from a worker's HTTP side at `url`, else the
     database at `where`)."""
     if url:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        try:
-            r = httpx.get(url.rstrip("/") + "/v1/ingest/errors", params={"limit": limit},
-                          headers=headers, timeout=30)
-        except httpx.TransportError as exc:
-            raise click.ClickException(redact(f"cannot reach {url}: {exc}")) from exc
-        if r.status_code != 200:
-            raise click.ClickException(f"{r.status_code}: {r.text[:300]}")
-        found: list[dict[str, Any]] = r.json()["errors"]
+        found = errors_from_server(url, key, "/v1/ingest/errors", {"limit": limit})
     else:
         kept = _open(where)
         try:
             found = [e.to_dict() for e in kept.errors(limit=limit)]
         finally:
             kept.close()
-    if as_json:
-        out.print_json(json.dumps({"errors": found}))
-        return
-    if not found:
-        out.print("no messages kept")
-        return
-    table = Table(title=f"{len(found)} newest kept messages", show_lines=True)
-    for column in ("#", "when (UTC)", "source", "reason", "message"):
-        table.add_column(column)
-    for e in found:
-        when = datetime.fromtimestamp(e["at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        if e["replayed"]:
-            when += "\nreplayed " + datetime.fromtimestamp(e["replayed"], UTC).strftime(
-                "%Y-%m-%d %H:%M:%S")
-        table.add_row(str(e["id"]), when, f"{e['source']}\n[dim]{e['origin']}[/]",
-                      e["reason"], e["body"][:300], )
-    out.print(table)
+    show_errors(found, as_json, "kept messages", ("#", "when (UTC)", "source", "reason",
+                                                  "message"), _kept_row)
+
+
+def _kept_row(e: dict[str, Any]) -> list[str]:
+    when = utc(e["at"]) + (f"\nreplayed {utc(e['replayed'])}" if e["replayed"] else "")
+    return [str(e["id"]), when, f"{e['source']}\n[dim]{e['origin']}[/]", e["reason"],
+            e["body"][:300]]
 
 
 def replay(where: str, ids: tuple[int, ...], to: str | None) -> None:
