@@ -35,8 +35,9 @@ FROM_HELP = ("A queue to consume; repeat for several: nats://host:4222/STREAM/SU
 @click.option("--space", default="default", show_default=True,
               help="Space of items that name none.")
 @click.option("--batch", default=1000, show_default=True, type=click.IntRange(1, 10_000),
-              help="Messages fetched and acked together (and at most 4x this delivered "
-                   "unacked on JetStream; RabbitMQ's prefetch).")
+              help="Most messages fetched and acked together (fewer when messages hold "
+                   "many events: about 50,000 events a batch); at most 4x this delivered "
+                   "unacked on JetStream, and RabbitMQ's prefetch.")
 @click.option("--host", help="Address of the HTTP side (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port of the HTTP side (default 8080).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True,

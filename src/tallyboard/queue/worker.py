@@ -32,7 +32,8 @@ from .telemetry import QueueMetrics
 
 log = logging.getLogger("tallyboard.worker")
 
-BATCH = 1000  # messages fetched at once
+BATCH = 1000  # messages fetched at once, at most
+BATCH_ITEMS = 50_000  # items a fetch aims at (fewer messages when each holds many)
 MAX_ITEMS = 10_000  # items per engine call (a request's limit)
 FIRST_WAIT = 1.0
 LONGEST_WAIT = 30.0
@@ -118,19 +119,26 @@ class Worker:
         up.set(0)
 
     async def _drain(self, source: Source) -> None:
+        """Fetch and handle batches: up to `batch` messages, fewer when messages hold
+        many items (so that a batch is about BATCH_ITEMS items, whatever the messages'
+        size: the worker's memory stays bounded by items as well as by messages)."""
         read_lag = 0.0
+        per_message = 1.0  # items per message, as recently seen
         while not self._stop.is_set():
-            got = await source.fetch(self.batch, 0.5)
+            most = max(1, min(self.batch, int(BATCH_ITEMS / per_message)))
+            got = await source.fetch(most, 0.5)
             if got:
-                await self.handle(source, got)
+                items = await self.handle(source, got)
+                per_message = 0.7 * per_message + 0.3 * max(1.0, items / len(got))
             if time.monotonic() - read_lag >= LAG_EVERY:
                 read_lag = time.monotonic()
                 lag = await source.pending()
                 if lag is not None:
                     self.metrics.pending.labels(source.name).set(lag)
 
-    async def handle(self, source: Source, got: list[Delivery]) -> None:
-        """Apply a fetched batch, keep what cannot be applied, then ack all of it."""
+    async def handle(self, source: Source, got: list[Delivery]) -> int:
+        """Apply a fetched batch, keep what cannot be applied, then ack all of it; the
+        number of items the batch held."""
         name = source.name
         self.metrics.consumed.labels(name).inc(len(got))
         self.metrics.batch.labels(name).observe(len(got))
@@ -155,6 +163,7 @@ class Worker:
                 log.warning("kept message %s from %s: %s", d.origin, name, reason)
         self.metrics.apply_seconds.labels(name).observe(time.perf_counter() - started)
         await source.ack(got)
+        return sum(len(m) for m in good)
 
     async def _apply(self, name: str, chunk: list[Items],
                      bad: list[tuple[Delivery, str]]) -> None:
