@@ -1,5 +1,5 @@
 """Docs that cannot rot: each board in docs/grafana charts every metric of its bot (the Discord
-bot, the Twitch tracker), and names no metric that tallyboard does not export."""
+bot, the Twitch tracker, the queue worker), and names no metric that tallyboard does not export."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tallyboard.api import create_app
 from tallyboard.bots.discord.telemetry import BotMetrics
 from tallyboard.bots.twitch.telemetry import TwitchMetrics
 from tallyboard.engine import Tallyboard
+from tallyboard.queue.telemetry import QueueMetrics
 
 BOARDS = Path(__file__).resolve().parent.parent / "docs" / "grafana"
 # file -> (uid, title, the bot's metrics, the metric its instance variable lists)
@@ -25,6 +26,9 @@ KINDS: dict[str, tuple[str, str, Any, str]] = {
                          "tallyboard_discord_commands_total"),
     "twitch-tracker.json": ("tallyboard-twitch", "tallyboard — Twitch tracker", TwitchMetrics,
                             "tallyboard_twitch_polls_total"),
+    "queue-worker.json": ("tallyboard-queue", "tallyboard — queue worker",
+                          lambda: QueueMetrics(CollectorRegistry()),
+                          "tallyboard_queue_consumed_messages_total"),
 }
 DATASOURCE = "${datasource}"
 METRIC = re.compile(r"\b(tallyboard_[a-z0-9_]+)\b")
