@@ -105,3 +105,22 @@ def test_twitch_workload_polls_every_stream_and_renders() -> None:
     assert "## twitch: 500 streams, 10,000 chatters" in text
     assert "| twitch: full poll cycle of every stream, slowest | 500 streams" in text
     assert "| twitch: memory per tracked chatter |" in text
+
+
+def test_queue_workload_counts_every_event_on_every_broker_and_renders() -> None:
+    """Real workers on the machine's brokers at the smallest scale: every run's count is
+    exact, every figure is there, and the targets are rendered."""
+    from pg_support import ADMIN_URL, REDIS_URL
+
+    results = run_bench(["queue"], scale=0.001, queries=10, pg=ADMIN_URL, redis=REDIS_URL)
+    qu = results["queue"]
+    assert sorted(qu["brokers"]) == ["amqp", "nats", "redis"]
+    for got in qu["brokers"].values():
+        runs = [*got["embedded"].values(), *got["shared"].values()]
+        assert all(r["exact"] and r["events_per_s"] > 0 for r in runs), runs
+        assert got["latency"]["seen"] == got["latency"]["messages"] > 0
+        assert all(a["consume_events_per_s"] > 0 for a in got["alone"].values())
+    text = format_markdown(results)
+    assert "## queue: 5,000 events in 1,000-event messages" in text
+    assert "| queue: one worker, one event a message | NATS JetStream, embedded store |" in text
+    assert "| queue: publish → queryable p99 | Redis Streams" in text

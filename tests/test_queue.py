@@ -437,3 +437,39 @@ def test_a_bad_queue_url_is_a_usage_error() -> None:
     assert got.exit_code == 2 and "unsupported queue URL" in got.output
     got = CliRunner().invoke(main, ["worker", "--from", "nats://127.0.0.1:4222/ONLY"])
     assert got.exit_code == 2 and "nats://host:4222/STREAM/SUBJECT" in got.output
+
+
+def test_a_mixed_message_replayed_after_a_fix_counts_its_events_once(tmp_path: Path) -> None:
+    """Its events go in; its presence, out of order, is refused: the message is kept. The
+    fixed message, replayed, carries the ids of its first delivery: the events count once."""
+    from click.testing import CliRunner
+
+    from tallyboard.cli import main
+
+    q = Queue("redis")
+    try:
+        tb = tallyboard.open("memory://")
+        tb.presence([{"type": "join", "room": "gym", "member": "ann", "ts": 1_700_000_500}])
+        mixed = [{"metric": "points", "member": "ann", "value": 3},
+                 {"type": "leave", "room": "gym", "member": "ann", "ts": 1_700_000_100}]
+        with Publisher(q.url()) as p:
+            p.send([orjson.dumps(mixed)])
+        kept = open_kept(str(tmp_path))
+        consume(tb, [q.url()], lambda w: len(kept.errors()) == 1, kept=kept)
+        (row,) = kept.errors()
+        assert "out_of_order" in row.reason and "item 1" in row.reason
+        assert board(tb) == {"ann": 3}
+        fixed = orjson.dumps([mixed[0], {**mixed[1], "ts": 1_700_000_900}])
+        with kept._transaction() as db:
+            db.execute("UPDATE ingest_errors SET body = ? WHERE id = ?", (fixed, row.id))
+        done = CliRunner().invoke(main, ["errors", "--kind", "ingest", "--data",
+                                         str(tmp_path), "--replay", str(row.id)])
+        assert done.exit_code == 0, done.output
+        consume(tb, [q.url()], lambda w: not tb.room("gym")["members"], kept=kept,
+                settle=0.3)
+        assert board(tb) == {"ann": 3}  # not 6
+        assert [s["seconds"] for s in tb.sessions("ann", start=1_700_000_000,
+                                                  end=1_700_001_000)] == [400]
+        kept.close()
+    finally:
+        q.drop()

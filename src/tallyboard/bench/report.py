@@ -86,6 +86,9 @@ def _target_rows(results: dict[str, Any]) -> tuple[list[str], list[str]]:
     tw = results.get("twitch")
     if tw:
         _twitch_targets(tw, add)
+    qu = results.get("queue")
+    if qu:
+        _queue_targets(qu, add)
     h = results.get("hot")
     if h:
         seed = h["seed"]["ingest"]["events_per_s"]
@@ -628,6 +631,79 @@ def format_markdown(results: dict[str, Any]) -> str:
         lines += [*_live_lines(results["live"]), ""]
     if "twitch" in results:
         lines += [*_twitch_lines(results["twitch"]), ""]
+    if "queue" in results:
+        lines += [*_queue_lines(results["queue"]), ""]
     return "\n".join(lines)
+
+
+QUEUE_NAMES = {"nats": "NATS JetStream", "redis": "Redis Streams", "amqp": "RabbitMQ"}
+QUEUE_FIX = ("One worker is one Python process: per message it pays the broker client's "
+             "decoding and ack, JSON parsing and the engine's validation; a message of "
+             "one event pays the first two for a single event. More workers on Redis + "
+             "PostgreSQL share one stream (next table), and more cores would scale them.")
+
+
+def _queue_targets(qu: dict[str, Any], add: Callable[..., None]) -> None:
+    for broker in ("nats", "redis"):
+        got = qu["brokers"].get(broker)
+        if not got:
+            continue
+        name = QUEUE_NAMES[broker]
+        for kind, label, target in (("batched", "1,000 events a message", 100_000),
+                                    ("single", "one event a message", 20_000)):
+            e = got["embedded"][kind]
+            add(f"queue: one worker, {label}", f"{name}, embedded store",
+                e["events_per_s"], target, "ev/s", True, QUEUE_FIX)
+        lat = got["latency"]
+        add("queue: publish → queryable p99", f"{name}, {lat['events_per_s']:,.0f} ev/s",
+            lat["p99_ms"], 250.0, "ms", False,
+            "A message waits for the batch in hand to be applied and acked before its own "
+            "fetch.")
+
+
+def _queue_lines(qu: dict[str, Any]) -> list[str]:
+    lines = [f"## queue: {qu['batched_events']:,} events in 1,000-event messages, "
+             f"{qu['single_events']:,} one-event messages", "",
+             "Real `tallyboard worker` processes, each on a stream or queue of the run's "
+             "own, consume a backlog published before they start; a rate runs from the "
+             "first applied event to the last (worker start-up left out). **exact**: every "
+             "member's total asked of the worker's API equals what was published (nothing "
+             "lost, nothing counted twice). The **broker alone** row publishes the same "
+             "messages and then fetches and acks them through the same client with "
+             "nothing else done: how fast the broker itself moves them.", "",
+             "| broker | messages | broker alone: publish ev/s | broker alone: consume ev/s "
+             "| one worker, embedded: ev/s | × broker alone | exact |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for broker, got in qu["brokers"].items():
+        for kind, label in (("batched", "1,000 events"), ("single", "1 event")):
+            alone, e = got["alone"][kind], got["embedded"][kind]
+            lines.append(f"| {QUEUE_NAMES[broker]} | {label} | "
+                         f"{_f(alone['publish_events_per_s'])} | "
+                         f"{_f(alone['consume_events_per_s'])} | {_f(e['events_per_s'])} | "
+                         f"{e['events_per_s'] / alone['consume_events_per_s']:.2f} | "
+                         f"{'yes' if e['exact'] else '**no**'} |")
+    lines += ["", f"Workers sharing one stream on Redis + PostgreSQL "
+              f"({qu['shared_events']:,} events in 1,000-event messages; this machine has "
+              "2 cores, which the workers, Redis, PostgreSQL and the broker share):", "",
+              "| broker | 1 worker ev/s | 2 workers ev/s | 4 workers ev/s | exact |",
+              "|---|---:|---:|---:|---|"]
+    for broker, got in qu["brokers"].items():
+        sh = got["shared"]
+        exact = all(sh[n]["exact"] for n in sh)
+        lines.append(f"| {QUEUE_NAMES[broker]} | {_f(sh['1']['events_per_s'])} | "
+                     f"{_f(sh['2']['events_per_s'])} | {_f(sh['4']['events_per_s'])} | "
+                     f"{'yes' if exact else '**no**'} |")
+    lines += ["", "Publish → queryable: one worker (embedded store); a publisher at half the "
+              "worker's batched rate sends 1,000-event messages, each with one event of a "
+              "probe metric for a member of its own; a reader asks the worker's API for the "
+              "probe board's size every 5 ms (so a figure includes up to 5 ms of polling).",
+              "", "| broker | ev/s | messages | seen | p50 ms | p99 ms |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for broker, got in qu["brokers"].items():
+        lat = got["latency"]
+        lines.append(f"| {QUEUE_NAMES[broker]} | {_f(lat['events_per_s'])} | "
+                     f"{lat['messages']:,} | {lat['seen']:,} | {_ms(lat['p50_ms'])} | "
+                     f"{_ms(lat['p99_ms'])} |")
+    return lines
 
 

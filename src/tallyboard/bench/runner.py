@@ -39,7 +39,7 @@ COLUMN_BATCH = 100_000
 ROW_BATCH = 1_000
 HTTP_BATCH = 1_000
 # workloads with results of their own shape
-SPECIAL = ("presence", "commits", "hot", "discord", "restart", "live", "twitch")
+SPECIAL = ("presence", "commits", "hot", "discord", "restart", "live", "twitch", "queue")
 
 
 def _quiet(description: str, done: int, total: int) -> None:
@@ -99,6 +99,11 @@ def _workload_job(updates: Any, name: str, scale: float, queries: int, http: boo
         if name == "hot":
             assert pg and redis, "the hot store workload needs --pg and --redis"
             return run_hot_store(redis, pg, scale, queries, progress)
+        if name == "queue":
+            assert pg and redis, "the queue workload needs --pg and --redis"
+            from .queues import run_queues
+
+            return run_queues(Path(tmp), scale, pg, redis, progress)
         if name == "twitch":
             from .twitch import run_twitch
 

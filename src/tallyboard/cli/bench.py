@@ -21,7 +21,7 @@ from .common import console, out
 @main.command()
 @click.option("--workload", "workloads", multiple=True, show_default=True, default=["all"],
               type=click.Choice(["psd", "study", "reactions", "presence", "commits", "hot",
-                                 "discord", "live", "twitch", "all"]),
+                                 "discord", "live", "twitch", "queue", "all"]),
               help="Workload to run; repeat for several. hot: the shared Redis hot store "
                    "against the seed Redis design (needs --pg and --redis). discord: the "
                    "Discord bot against the local Discord stand-in. live: HTTP reads (top-10 "
@@ -35,7 +35,11 @@ from .common import console, out
                    "--scale 0.05 is a smoke run of under a minute). twitch: the Twitch "
                    "tracker polling 500 streams and 2,000,000 chatters (at scale 1) from the "
                    "Helix stand-in, after a week of moves: cycle time, CPU and memory per "
-                   "chatter, snapshot apply time, overlap and migration queries.")
+                   "chatter, snapshot apply time, overlap and migration queries. queue: "
+                   "tallyboard worker processes on NATS JetStream, Redis Streams and "
+                   "RabbitMQ (1 worker embedded; 1, 2 and 4 on Redis + PostgreSQL) against "
+                   "the broker alone, and publish -> queryable latency (needs --pg and "
+                   "--redis; ~6 min at scale 1).")
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.001, 10),
               help="Fraction of the full event counts (0.05 for a quick look).")
 @click.option("--queries", default=2000, show_default=True, type=click.IntRange(10),
@@ -64,17 +68,20 @@ def bench(workloads: tuple[str, ...], scale: float, queries: int, no_http: bool,
         tallyboard bench --workload live --redis redis://127.0.0.1:6379/0
         tallyboard bench --workload hot --pg postgresql://postgres@127.0.0.1/postgres \\
             --redis redis://127.0.0.1:6379/0
+        tallyboard bench --workload queue --scale 0.05 \\
+            --pg postgresql://postgres@127.0.0.1/postgres --redis redis://127.0.0.1:6379/0
 
-    "all" includes hot when --pg and --redis are given, and live (its seed baseline
-    when --redis is given).
+    "all" includes hot and queue when --pg and --redis are given, and live (its seed
+    baseline when --redis is given).
     """
     from ..bench.runner import format_markdown, run_bench
 
     every = ["psd", "study", "reactions", "presence", "commits", "discord", "live", "twitch"]
-    every += ["hot"] if pg_url and redis_url else []
+    every += ["hot", "queue"] if pg_url and redis_url else []
     names = every if "all" in workloads else list(dict.fromkeys(workloads))
-    if "hot" in names and not (pg_url and redis_url):
-        raise click.UsageError("--workload hot needs --pg and --redis")
+    for needy in ("hot", "queue"):
+        if needy in names and not (pg_url and redis_url):
+            raise click.UsageError(f"--workload {needy} needs --pg and --redis")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=console) as bar:
         tasks: dict[str, Any] = {}

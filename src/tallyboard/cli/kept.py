@@ -49,6 +49,7 @@ def _kept_row(e: dict[str, Any]) -> list[str]:
 
 def replay(where: str, ids: tuple[int, ...], to: str | None) -> None:
     """Publish kept messages `ids` again, as they were, to `to` or their own source."""
+    from ..queue.messages import replayable
     from ..queue.publish import Publisher
 
     kept = _open(where)
@@ -72,7 +73,8 @@ def replay(where: str, ids: tuple[int, ...], to: str | None) -> None:
         for target, chosen in by_target.items():
             try:
                 with Publisher(target) as publisher:
-                    publisher.send([found[i].body for i in chosen])
+                    publisher.send([replayable(found[i].body, found[i].origin)
+                                    for i in chosen])
             except ValueError as exc:
                 raise click.UsageError(str(exc)) from exc
             except Exception as exc:  # the broker's own errors, whichever it is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import click
@@ -75,7 +76,7 @@ def worker(sources: tuple[str, ...], url: str | None, data: Path | None, log_url
     from ..queue.sources import open_source
     from ..queue.telemetry import QueueMetrics
     from ..queue.worker import Worker
-    from .server import open_engine, settings_or_exit
+    from .server import SWITCH_INTERVAL, open_engine, settings_or_exit
 
     settings = settings_or_exit(config_file, host=host, port=port, data=data, log=log_url,
                                 store=store, store_prefix=store_prefix)
@@ -100,6 +101,9 @@ def worker(sources: tuple[str, ...], url: str | None, data: Path | None, log_url
         app = create_app(engine, settings)
         registry = app.state.telemetry.registry
     running = Worker(tally, queues, kept, QueueMetrics(registry), space=space, batch=batch)
+    # as `serve` does: the event loop (broker I/O, HTTP reads) waits for the GIL behind
+    # the thread applying a batch for at most 1 ms a turn, not the default 5 ms
+    sys.setswitchinterval(SWITCH_INTERVAL)
     add_ingest_routes(app, kept, running.problems)
     console.print(f"[green]tallyboard worker[/] consuming {', '.join(q.name for q in queues)} "
                   f"into {redact(url or settings.log_url)}; HTTP on "

@@ -52,10 +52,8 @@ def decode(delivery: Delivery) -> Items:
         raise BadMessage(exc.message.replace("the body", "the message")
                          .replace("one request", "one message")) from None
     found = Items(delivery)
-    for i, item in enumerate(items):
+    for i, item in enumerate(with_ids(items, delivery.origin)):
         if isinstance(item, dict):
-            if "id" not in item:
-                item["id"] = stable_id(delivery.origin, i)
             if "type" in item:
                 found.ops.append(item)
                 found.op_at.append(i)
@@ -64,6 +62,26 @@ def decode(delivery: Delivery) -> Items:
         else:  # the engine names what is wrong with it, and where
             found.events.append(item)
     return found
+
+
+def with_ids(items: list[Any], origin: str) -> list[Any]:
+    """`items` with an id on each object that has none: the one its place gives it in the
+    message at `origin` (in place; the same list)."""
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and "id" not in item:
+            item["id"] = stable_id(origin, i)
+    return items
+
+
+def replayable(body: bytes, origin: str) -> bytes:
+    """A kept message, to publish again: its items with the ids its first delivery gave
+    them, so what was applied of it then (a mixed message's events, before its presence
+    was refused) counts once; bytes that are not tallyboard JSON go as they are."""
+    try:
+        items = parse_items(body, _ndjson(body), MAX_EVENTS)
+    except TallyboardError:
+        return body
+    return orjson.dumps(with_ids(items, origin))
 
 
 def _ndjson(body: bytes) -> str | None:

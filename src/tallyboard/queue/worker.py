@@ -145,14 +145,8 @@ class Worker:
         again = sum(d.redelivered for d in got)
         if again:
             self.metrics.redelivered.labels(name).inc(again)
-        bad: list[tuple[Delivery, str]] = []
-        good: list[Items] = []
-        for d in got:
-            try:
-                good.append(decode(d))
-            except BadMessage as exc:
-                bad.append((d, str(exc)))
         started = time.perf_counter()
+        good, bad = await asyncio.to_thread(_decoded, got)  # the loop serves HTTP meanwhile
         for chunk in _chunks(good, self.max_items):
             await self._apply(name, chunk, bad)
         if bad:
@@ -225,6 +219,18 @@ class Worker:
             if await _stopped_within(self._stop, wait):
                 raise Stopped
             wait = min(wait * 2, LONGEST_WAIT)
+
+
+def _decoded(got: list[Delivery]) -> tuple[list[Items], list[tuple[Delivery, str]]]:
+    """The messages that decode, and those that do not with why."""
+    good: list[Items] = []
+    bad: list[tuple[Delivery, str]] = []
+    for d in got:
+        try:
+            good.append(decode(d))
+        except BadMessage as exc:
+            bad.append((d, str(exc)))
+    return good, bad
 
 
 def _chunks(messages: list[Items], most: int) -> list[list[Items]]:
